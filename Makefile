@@ -1,0 +1,38 @@
+# make demo: set up .venv (once) and run the paper in miniature on the embedded digits data.
+# make test: set up .venv (once) and run lint + the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch and torchvision come from the local disk here; pyproject.toml only asks for ranges.
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup demo test lint fmt clean bench
+
+$(BIN)/anisocert: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(BIN)/anisocert
+
+setup: $(BIN)/anisocert
+
+demo: setup
+	$(BIN)/python -m anisocert.demo --out demo-out
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+fmt: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+test: setup lint
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python benchmarks/run.py --quick
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

@@ -1,0 +1,259 @@
+"""One function per CLI command; the CLI only parses, builds a config and calls these.
+
+certify_dataset is the pipeline: choose theta (fixed / isotropic / ancer) -> certify with fresh
+draws -> commit raw records -> memory-based certification in the recorded order -> export views.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import CertifyConfig
+from .errors import InputError
+from .noise import get_noise
+from .smooth import ABSTAIN, CertifyResult, Smoothed
+from .store import MemoryRecord, Record, RunStore, versions
+
+__all__ = ["certify_dataset", "RunSummary", "check_model_fits"]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: Path
+    summary: dict
+    files: list[Path]
+
+    def text(self) -> str:
+        s = self.summary
+        return (f"{s['label']}: {s['inputs']} inputs certified ({s['abstained']} abstained, "
+                f"{s['fallbacks']} isotropic fallbacks, {s['memory_changed']} changed by memory) -> "
+                f"{self.run_dir / 'certify.tsv'}")
+
+
+def check_model_fits(model, dataset, device) -> int:
+    """Run one clean input through the model: a clear error for a wrong input shape or class count."""
+    x = dataset.get(np.array([0])).to(device)
+    try:
+        with torch.inference_mode():
+            out = model(x)
+    except Exception as err:  # the model's own error says little to a user: name both shapes
+        raise InputError(f"the model cannot take inputs of shape {tuple(x.shape[1:])} from --data "
+                         f"{dataset.spec} ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+                         "check that --model and --data belong together") from None
+    if out.ndim != 2 or out.shape[1] != dataset.num_classes:
+        raise InputError(f"the model returns scores of shape {tuple(out.shape[1:])} but --data {dataset.spec} "
+                         f"has {dataset.num_classes} classes; check that --model and --data belong together")
+    return int(out.shape[1])
+
+
+def certify_dataset(config: CertifyConfig, out, *, model=None, dataset=None, progress: bool = True,
+                    command: str = "") -> RunSummary:
+    """Certify the selected inputs of config.data into the run directory ``out`` (resumable).
+
+    model / dataset may be passed in (a LoadedModel and a Dataset) to skip loading by name.
+    """
+    from .data import load_data, select_indices
+    from .models import load_model
+
+    loaded = model if model is not None else load_model(config.model, device=config.device)
+    dataset = dataset if dataset is not None else load_data(config.data, config.split)
+    device = _device_of(loaded.module, config.device)
+    config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
+    check_model_fits(loaded.module, dataset, device)
+    indices = [int(i) for i in select_indices(len(dataset), skip=config.skip, max_count=config.max_count,
+                                              indices=config.indices)]
+    store = RunStore.open(out, config, command=command, versions=versions())
+    try:
+        runner = _Runner(config, loaded.module, dataset, device, store)
+        records = {r.idx: r for r in store.records()}
+        pending = [int(i) for i in indices if int(i) not in records]
+        with _progress(progress, len(indices), len(indices) - len(pending)) as bar:
+            if config.uses_memory:
+                runner.memory_pass(indices, records)
+            for start in range(0, len(pending), config.inputs_per_batch):
+                chunk = pending[start:start + config.inputs_per_batch]
+                new = runner.certify_chunk(chunk)
+                store.add_records(new)
+                records.update((r.idx, r) for r in new)
+                if config.uses_memory:
+                    runner.memory_pass(indices, records)
+                bar(len(chunk))
+    finally:
+        files = store.export()
+        summary = store.summary()
+        store.close()
+    return RunSummary(Path(out), summary, files)
+
+
+class _Runner:
+    """The per-chunk work of one run; holds the smoothed classifier and the memory."""
+
+    def __init__(self, config: CertifyConfig, model, dataset, device, store: RunStore):
+        self.config, self.model, self.dataset, self.device, self.store = config, model, dataset, device, store
+        self.noise = get_noise(config.noise)
+        self.smoothed = Smoothed(model, self.noise, batch_size=config.batch_size, device=device)
+        self.memory = None
+        self.memory_done: set[int] = set()
+
+    # -- theta -----------------------------------------------------------------------------------
+    def noise_scales(self, chunk: list[int], x: torch.Tensor):
+        """(sigma (B,), theta (B,*D) or None, opt_time (B,)) for the chunk; optimisation results are
+        committed before certification, and reused when a previous run stored them."""
+        c = self.config
+        B = len(chunk)
+        if c.method == "fixed":
+            return np.full(B, c.sigma), None, np.zeros(B)
+        cached = self.store.optimised()
+        todo = [k for k, i in enumerate(chunk) if i not in cached]
+        if todo:
+            self.store.add_optimised(self._optimise([chunk[k] for k in todo], x[todo]))
+            cached = self.store.optimised()
+        sigma = np.array([cached[i][0] for i in chunk])
+        opt_time = np.array([cached[i][2] + cached[i][3] for i in chunk])
+        if c.method == "isotropic":
+            return sigma, None, opt_time
+        theta = np.stack([cached[i][1] for i in chunk]).reshape(x.shape)
+        return sigma, theta, opt_time
+
+    def _optimise(self, idx: list[int], x: torch.Tensor):
+        from .optimise import optimise_sigma, optimise_theta
+
+        c = self.config
+        common = dict(seed=c.seed, idx=idx, outputs=c.outputs, batch_size=c.batch_size)
+        t0 = time.perf_counter()
+        sigma = optimise_sigma(self.model, self.noise, x, c.sigma, iterations=c.iso_iterations, lr=c.iso_lr,
+                               samples=c.iso_samples, method=c.iso_method, **common).sigma
+        t1 = time.perf_counter()
+        theta = None
+        if c.method == "ancer":
+            theta = optimise_theta(self.model, self.noise, x, sigma, iterations=c.ancer_iterations, lr=c.ancer_lr,
+                                   samples=c.ancer_samples, kappa=c.kappa, **common).theta
+        t2 = time.perf_counter()
+        B = len(idx)
+        sigma = sigma.detach().double().cpu().numpy()
+        thetas = [None] * B if theta is None else list(theta.detach().reshape(B, -1).float().cpu().numpy())
+        return [(i, s, t, (t1 - t0) / B, (t2 - t1) / B) for i, s, t in zip(idx, sigma, thetas)]
+
+    # -- certification ---------------------------------------------------------------------------
+    def certify_chunk(self, chunk: list[int]) -> list[Record]:
+        c = self.config
+        x = self.dataset.get(np.asarray(chunk)).to(self.device, torch.float32)
+        labels = self.dataset.labels[np.asarray(chunk)]
+        sigma, theta, opt_time = self.noise_scales(chunk, x)
+        t0 = time.perf_counter()
+        iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
+        kw = dict(n0=c.n0, n=c.n, alpha=c.effective_alpha, seed=c.seed, idx=chunk)
+        iso = self.smoothed.certify(x, iso_theta, **kw) if theta is None or c.fallback else None
+        aniso = None
+        if theta is not None:
+            aniso = self.smoothed.certify(x, torch.as_tensor(theta, device=self.device), **kw)
+        elapsed = (time.perf_counter() - t0) / len(chunk)
+        records = []
+        for k, i in enumerate(chunk):
+            use, fallback, theta_k = iso, 0, None
+            if aniso is not None:
+                fallback = int(iso is not None and aniso.radius[k] < iso.radius[k])
+                use, theta_k = (iso, None) if fallback else (aniso, theta[k].reshape(-1))
+            records.append(_record(i, int(labels[k]), use, k, sigma[k], theta_k, fallback, elapsed, opt_time[k]))
+        return records
+
+    # -- memory ----------------------------------------------------------------------------------
+    def memory_pass(self, order: Sequence[int], records: dict[int, Record]) -> None:
+        """Process raw records in the recorded order, as far as they are contiguous from the start.
+
+        On the first call the memory is rebuilt by replaying the stored (reported) regions.
+        """
+        from .memory import CertificateMemory
+
+        dim = int(np.prod(self.dataset.input_shape))
+        if self.memory is None:
+            self.memory = CertificateMemory(self.noise.norm, dim, on_inside=self.config.on_inside)
+            stored = self.store.memory_records()
+            self.memory_done = {m.idx for m in stored}
+            replay = [m for m in stored if m.predict != ABSTAIN and m.gap > 0]
+            for part in _batches(replay, 256):
+                for m, center in zip(part, self._centers([m.idx for m in part])):
+                    self.memory.add(center, _theta_of(records[m.idx], dim), m.gap, m.predict)
+        todo = []
+        for i in order:
+            if i in self.memory_done:
+                continue
+            if i not in records:
+                break
+            todo.append(i)
+        for part in _batches(todo, 256):
+            rows = []
+            for i, center in zip(part, self._centers(part)):
+                r = records[i]
+                theta = _theta_of(r, dim)
+                decision = self.memory.certify(center, theta, r.gap, r.predict)
+                gap = float(decision.gap) if decision.prediction != ABSTAIN else 0.0
+                geo = float(np.exp(np.mean(np.log(theta))))
+                rows.append(MemoryRecord(seq=len(self.memory_done) + len(rows), idx=i,
+                                         predict=int(decision.prediction), gap=gap,
+                                         radius=float(theta.min()) * gap, radius_proxy=geo * gap,
+                                         correct=int(decision.prediction == r.label), status=decision.status,
+                                         conflicts=int(decision.conflicts)))
+            self.store.add_memory(rows)
+            self.memory_done.update(part)
+
+    def _centers(self, idx: list[int]) -> np.ndarray:
+        """Flattened float64 inputs: the centres of their regions."""
+        return self.dataset.get(np.asarray(idx)).reshape(len(idx), -1).double().numpy()
+
+
+def _theta_of(record: Record, dim: int) -> np.ndarray:
+    if record.theta is not None:
+        return record.theta.astype(np.float64)
+    return np.full(dim, float(record.sigma))
+
+
+def _record(idx, label, res: CertifyResult, k, sigma, theta, fallback, elapsed, opt_time) -> Record:
+    predict = int(res.prediction[k])
+    return Record(idx=int(idx), label=label, predict=predict, radius=float(res.radius[k]),
+                  radius_proxy=float(res.proxy_radius[k]), correct=int(predict == label),
+                  min_sigma=float(res.min_theta[k]), time=float(elapsed), pA_lower=float(res.pA_lower[k]),
+                  gap=float(res.gap[k]), counts=tuple(int(v) for v in res.counts[k]), sigma=float(sigma),
+                  theta=theta, fallback=fallback, opt_time=float(opt_time))
+
+
+def _batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _device_of(module, requested) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+class _progress:
+    """A rich progress bar with ETA; silent when disabled. Calling it advances by k inputs."""
+
+    def __init__(self, enabled: bool, total: int, completed: int):
+        self.enabled, self.total, self.completed = enabled, total, completed
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda k: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("certify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                             transient=False)
+        self._bar.start()
+        task = self._bar.add_task("certify", total=self.total, completed=self.completed)
+        return lambda k: self._bar.advance(task, k)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._bar.stop()
+        return False

@@ -1,0 +1,128 @@
+"""Run configuration: a frozen, validated dataclass with a stable hash (what a resume must match)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from . import _checks
+from .errors import InvalidParameterError, UnknownNameError
+from .noise import get_noise
+
+__all__ = ["CertifyConfig", "METHODS", "RESULT_FIELDS"]
+
+METHODS = ("fixed", "isotropic", "ancer")
+
+# Fields that do not change any record: a resume may change them freely.
+_EXECUTION_ONLY = {"batch_size", "inputs_per_batch", "device", "label", "model_sha256"}
+
+
+@dataclass(frozen=True)
+class CertifyConfig:
+    """Everything that decides a run's records (and a few execution knobs that do not).
+
+    sigma is the training/initial isotropic scale: the standard deviation for gaussian noise,
+    the half-width for uniform noise. alpha is one-sided, per input.
+    """
+
+    model: str
+    data: str = "digits"
+    split: str = "test"
+    noise: str = "gaussian"
+    method: str = "fixed"
+    sigma: float = 0.25
+    n0: int = 100
+    n: int = 100_000
+    alpha: float = 0.001
+    seed: int = 0
+    skip: int = 1
+    max_count: int | None = None
+    indices: tuple[int, ...] | None = None
+    # isotropic data-dependent sigma (DDRS); public defaults
+    iso_method: str = "gradient"
+    iso_iterations: int = 900
+    iso_lr: float = 0.04
+    iso_samples: int = 100
+    # ANCER theta; public defaults
+    ancer_iterations: int = 100
+    ancer_lr: float = 0.04
+    ancer_samples: int = 100
+    kappa: float = 2.0
+    fallback: bool = True  # ancer: certify the isotropic region too (alpha split in two) and keep the larger
+    memory: bool = True  # memory-based certification for isotropic and ancer
+    on_inside: str = "abstain"
+    outputs: str = "logits"
+    # execution only
+    batch_size: int = 1000
+    inputs_per_batch: int = 8
+    device: str | None = None
+    label: str | None = None
+    model_sha256: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        get_noise(self.noise)
+        if self.method not in METHODS:
+            raise UnknownNameError(f"method={self.method!r} is unknown; choose one of {list(METHODS)}")
+        if self.on_inside not in ("abstain", "adopt"):
+            raise UnknownNameError(f"on_inside={self.on_inside!r} is unknown; choose 'abstain' or 'adopt'")
+        if self.outputs not in ("logits", "probabilities"):
+            raise UnknownNameError(f"outputs={self.outputs!r} is unknown; choose 'logits' or 'probabilities'")
+        if self.iso_method not in ("gradient", "search"):
+            raise UnknownNameError(f"iso_method={self.iso_method!r} is unknown; choose 'gradient' or 'search'")
+        _checks.check_real("sigma", self.sigma, hint="; e.g. 0.25")
+        _checks.check_budget(self.n0, self.n, self.effective_alpha)
+        _checks.check_alpha(self.alpha)
+        _checks.check_int("seed", self.seed, min_value=0)
+        _checks.check_int("skip", self.skip)
+        if self.max_count is not None:
+            _checks.check_int("max", self.max_count)
+        for name in ("iso_iterations", "iso_samples", "ancer_iterations", "ancer_samples",
+                     "batch_size", "inputs_per_batch"):
+            _checks.check_int(name.replace("_", "-"), getattr(self, name))
+        for name in ("iso_lr", "ancer_lr"):
+            _checks.check_real(name.replace("_", "-"), getattr(self, name))
+        if not (self.kappa >= 0):
+            raise InvalidParameterError(f"kappa={self.kappa!r} must be >= 0; the public default is 2")
+        if self.indices is not None:
+            object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
+
+    @property
+    def effective_alpha(self) -> float:
+        """alpha of each certificate: ancer with fallback issues two (iso and aniso) at alpha/2 each,
+        so the reported one holds with probability >= 1 - alpha (union bound)."""
+        two = self.method == "ancer" and self.fallback
+        return self.alpha / 2 if two else self.alpha
+
+    @property
+    def uses_memory(self) -> bool:
+        return self.memory and self.method != "fixed"
+
+    @property
+    def theta_unit(self) -> str:
+        return get_noise(self.noise).theta_unit
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> CertifyConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def result_dict(self) -> dict:
+        """The fields that decide the records (the resume check)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in _EXECUTION_ONLY}
+        if self.method == "fixed":
+            for k in list(d):
+                if k.startswith(("iso_", "ancer_")) or k in ("kappa", "fallback", "on_inside", "memory"):
+                    d.pop(k)
+        d["indices"] = list(d["indices"]) if d.get("indices") is not None else None
+        return d
+
+    def result_hash(self) -> str:
+        text = json.dumps(self.result_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+RESULT_FIELDS = tuple(f.name for f in fields(CertifyConfig) if f.name not in _EXECUTION_ONLY)

@@ -1,0 +1,114 @@
+"""Monte Carlo counting: f(x + e) over fresh draws, many inputs per forward pass.
+
+Reproducibility contract: the draws of input ``idx`` in phase ``phase`` come in blocks of BLOCK
+draws, and block b is generated from a seed that depends only on (seed, idx, phase, b). So an
+input's counts do not depend on which other inputs share its forward passes, on batch_size, on
+the order of inputs, or on how a run is split over workers or resumed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import InputError
+from .noise import NoiseFamily
+
+__all__ = ["BLOCK", "Phase", "block_seed", "count_predictions", "unit_noise"]
+
+BLOCK = 100  # draws per independently seeded block
+
+
+class Phase:
+    """Independent noise streams: the bound never sees the draws that chose the class or theta."""
+
+    SELECT = 0  # n0 draws that choose the top class
+    ESTIMATE = 1  # n fresh draws that bound pA
+    SIGMA = 2  # draws used to optimise the isotropic sigma
+    THETA = 3  # draws used to optimise the anisotropic theta
+    PREDICT = 4
+
+
+_MASK = (1 << 64) - 1
+
+
+def _mix(z: int) -> int:
+    """splitmix64 finaliser: a cheap, well-spread 64-bit hash."""
+    z = (z + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def block_seed(seed: int, idx: int, phase: int, block: int) -> int:
+    """Seed of one block of draws; a function of (seed, idx, phase, block) only. Fits in 63 bits."""
+    z = _mix(int(seed) & _MASK)
+    for part in (idx, phase, block):
+        z = _mix(z ^ (int(part) & _MASK))
+    return z >> 1
+
+
+def unit_noise(noise: NoiseFamily, shape, *, seed: int, idx: int, phase: int, block: int,
+               generator: torch.Generator, device, dtype=torch.float32) -> torch.Tensor:
+    """The unit draws u of one block (shape (m, *D)) for input idx; e = theta * u."""
+    generator.manual_seed(block_seed(seed, idx, phase, block))
+    return noise.unit(shape, generator, device, dtype)
+
+
+def _blocks(n: int):
+    return [(b, min(BLOCK, n - b * BLOCK)) for b in range((n + BLOCK - 1) // BLOCK)]
+
+
+@torch.inference_mode()
+def count_predictions(model, noise: NoiseFamily, x: torch.Tensor, theta: torch.Tensor, n: int, *,
+                      idx, seed: int, phase: int, batch_size: int,
+                      num_classes: int | None = None) -> torch.Tensor:
+    """Counts of f(x + theta * u) over n fresh draws per input.
+
+    x: (B, *D) on the model's device; theta: (B, *D) or broadcastable per input (e.g. (B, 1, ...));
+    idx: B data-set indices that name each input's noise stream. Returns int64 counts (B, C) on
+    x's device; every row sums to exactly n. Blocks are taken round-robin over inputs (block 0 of
+    every input first), at most ``batch_size`` draws per forward pass.
+    """
+    B, dims = x.shape[0], tuple(x.shape[1:])
+    theta = theta.to(device=x.device, dtype=x.dtype)
+    theta = theta.reshape(B, *([1] * len(dims))) if theta.numel() == B else theta.expand(B, *dims)
+    idx = [int(i) for i in idx]
+    work = [(i, b, m) for b, m in _blocks(n) for i in range(B)]
+    cap = max(batch_size, BLOCK)
+    buffer = torch.empty((cap, *dims), device=x.device, dtype=x.dtype)
+    rows = torch.empty(cap, dtype=torch.int64, device=x.device)
+    generator = torch.Generator(device=x.device)
+    counts = None if num_classes is None else torch.zeros(B * num_classes, dtype=torch.int64, device=x.device)
+    start = 0
+    while start < len(work):
+        used, stop = 0, start
+        while stop < len(work) and (used + work[stop][2] <= cap or used == 0):
+            i, b, m = work[stop]
+            u = unit_noise(noise, (m, *dims), seed=seed, idx=idx[i], phase=phase, block=b,
+                           generator=generator, device=x.device, dtype=x.dtype)
+            torch.addcmul(x[i], theta[i], u, out=buffer[used:used + m])
+            rows[used:used + m] = i
+            used, stop = used + m, stop + 1
+        labels = _classify(model, buffer[:used], batch_size)
+        if counts is None:
+            num_classes = int(labels[1])
+            counts = torch.zeros(B * num_classes, dtype=torch.int64, device=x.device)
+        labels = labels[0]
+        counts.index_add_(0, rows[:used] * num_classes + labels, torch.ones_like(labels))
+        start = stop
+    return counts.view(B, num_classes)
+
+
+def _classify(model, noisy: torch.Tensor, batch_size: int):
+    """argmax of the model over noisy in chunks of batch_size; also returns the class count."""
+    labels, classes = [], None
+    for chunk in noisy.split(batch_size):
+        out = model(chunk)
+        if out.ndim != 2 or out.shape[0] != chunk.shape[0]:
+            raise InputError(f"model returned shape {tuple(out.shape)} for a batch of {chunk.shape[0]} "
+                             "inputs; it must return (batch, num_classes) scores")
+        if classes is None and not bool(torch.isfinite(out).all()):
+            raise InputError("model returned NaN or Inf scores on noisy inputs; check the model and data")
+        classes = out.shape[1]
+        labels.append(out.argmax(dim=1))
+    return torch.cat(labels), classes

@@ -1,0 +1,125 @@
+"""The smoothed classifier g(x) = argmax_c P(f(x + e) = c) and its Monte Carlo certificate (Cohen et al.)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import _checks
+from .bounds import pA_lower as _pA_lower
+from .bounds import top_two_pvalue
+from .noise import NoiseFamily, get_noise
+from .sampling import Phase, count_predictions
+
+__all__ = ["ABSTAIN", "CertifyResult", "Smoothed", "theta_summary"]
+
+ABSTAIN = -1
+
+
+@dataclass(frozen=True)
+class CertifyResult:
+    """Per-input outcome of CERTIFY for B inputs (numpy arrays of length B, float64, never rounded).
+
+    prediction is ABSTAIN (-1) when pA_lower < 1/2, and then gap = radius = proxy_radius = 0.
+    The region is {d : ||d / theta||_p <= gap}; radius = min(theta) * gap is the largest isotropic
+    ball inside it, proxy_radius = gap * exp(mean(log theta)) the radius of the ball of equal volume.
+    """
+
+    prediction: np.ndarray
+    pA_lower: np.ndarray
+    gap: np.ndarray
+    radius: np.ndarray
+    proxy_radius: np.ndarray
+    min_theta: np.ndarray
+    geo_mean_theta: np.ndarray
+    counts_select: np.ndarray  # (B, C) the n0 selection draws
+    counts: np.ndarray  # (B, C) the n fresh estimation draws
+
+
+def theta_summary(theta: torch.Tensor, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(min, geometric mean) of each input's theta, in float64 through logs (no underflow)."""
+    flat = theta.detach().reshape(batch, -1).double()
+    return flat.min(dim=1).values.cpu().numpy(), flat.log().mean(dim=1).exp().cpu().numpy()
+
+
+class Smoothed:
+    """A base classifier smoothed by a noise family; certifies and predicts many inputs at once.
+
+    model maps (batch, *D) inputs in the data's space to (batch, C) scores (logits or probabilities:
+    only the argmax is used). theta is given per call: a scalar, one value per input, or a tensor of
+    shape (B, *D). Everything runs on ``device`` (default: the model's, else CUDA when present).
+    """
+
+    def __init__(self, model, noise: str | NoiseFamily, *, batch_size: int = 1000, device=None):
+        self.model = model
+        self.noise = get_noise(noise)
+        self.batch_size = _checks.check_int("batch_size", batch_size)
+        self.device = torch.device(device) if device is not None else _model_device(model)
+
+    def _prepare(self, x, theta, idx):
+        x = _checks.check_inputs(x).to(self.device, torch.float32)
+        B = x.shape[0]
+        theta = _checks.check_theta(theta).to(self.device)
+        if theta.ndim == 0 or theta.numel() == 1:
+            theta = theta.reshape(1).expand(B)
+        if theta.shape == (B,):
+            theta = theta.reshape(B, *([1] * (x.ndim - 1))).expand_as(x)
+        theta = theta.expand_as(x)
+        idx = np.arange(B) if idx is None else np.asarray(idx, dtype=np.int64).reshape(-1)
+        assert idx.shape == (B,), f"idx must name each of the {B} inputs"
+        return x, theta, idx
+
+    def certify(self, x, theta, *, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
+                seed: int = 0, idx=None) -> CertifyResult:
+        """CERTIFY for each input: with probability >= 1 - alpha over the n fresh draws (per input),
+        if the prediction is not ABSTAIN then g(x + d) = prediction for every d in the region.
+
+        x: (B, *D); theta: scalar, (B,) or (B, *D), > 0; idx: the inputs' data-set indices that
+        name their noise streams (default 0..B-1). alpha is one-sided.
+        """
+        n0, n, alpha = _checks.check_budget(n0, n, alpha)
+        x, theta, idx = self._prepare(x, theta, idx)
+        B = x.shape[0]
+        common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
+        # 1. n0 selection draws choose the candidate class cA
+        select = count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
+        cA = select.argmax(dim=1)
+        # 2. n fresh draws (another stream) count how often f returns cA
+        counts = count_predictions(self.model, self.noise, x, theta, n, phase=Phase.ESTIMATE,
+                                   num_classes=select.shape[1], **common)
+        nA = counts.gather(1, cA[:, None]).squeeze(1).cpu().numpy()
+        # 3. one-sided Clopper-Pearson lower bound on pA
+        lower = _pA_lower(nA, n, alpha)
+        # 4. abstain below 1/2, else the gap of the noise family
+        certified = lower >= 0.5
+        gap = np.where(certified, self.noise.gap(np.where(certified, lower, 0.5)), 0.0)
+        min_theta, geo_theta = theta_summary(theta, B)
+        return CertifyResult(
+            prediction=np.where(certified, cA.cpu().numpy(), ABSTAIN).astype(np.int64),
+            pA_lower=lower, gap=gap, radius=min_theta * gap, proxy_radius=geo_theta * gap,
+            min_theta=min_theta, geo_mean_theta=geo_theta,
+            counts_select=select.cpu().numpy(), counts=counts.cpu().numpy(),
+        )
+
+    def predict(self, x, theta, *, n: int = 100_000, alpha: float = 0.001, seed: int = 0,
+                idx=None) -> np.ndarray:
+        """PREDICT: the top class, or ABSTAIN unless the two-sided binomial test of the top-two counts
+        has p-value <= alpha (then the answer differs from g(x) with probability at most alpha)."""
+        n = _checks.check_int("n", n)
+        alpha = _checks.check_alpha(alpha)
+        x, theta, idx = self._prepare(x, theta, idx)
+        counts = count_predictions(self.model, self.noise, x, theta, n, phase=Phase.PREDICT, idx=idx,
+                                   seed=seed, batch_size=self.batch_size).cpu().numpy()
+        top2 = np.argsort(-counts, axis=1, kind="stable")[:, :2]
+        n1 = np.take_along_axis(counts, top2[:, :1], 1)[:, 0]
+        n2 = np.take_along_axis(counts, top2[:, 1:2], 1)[:, 0] if counts.shape[1] > 1 else 0 * n1
+        pvalues = np.array([top_two_pvalue(a, b) for a, b in zip(n1, n2)])
+        return np.where(pvalues <= alpha, top2[:, 0], ABSTAIN).astype(np.int64)
+
+
+def _model_device(model) -> torch.device:
+    for tensor in list(getattr(model, "parameters", lambda: [])()) + list(getattr(model, "buffers", lambda: [])()):
+        return tensor.device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

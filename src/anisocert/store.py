@@ -1,0 +1,283 @@
+"""The run store: one SQLite database (WAL) per run directory, the single source of truth.
+
+Rows are committed as they finish, so a crash or Ctrl-C loses at most the batch in flight; a
+re-run of the same configuration resumes and skips finished inputs; another configuration is
+refused. TSV files and reports are views rebuilt from the store.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import CertifyConfig
+from .errors import RunStoreError
+
+__all__ = ["RunStore", "Record", "MemoryRecord", "TSV_COLUMNS", "DB_NAME"]
+
+DB_NAME = "run.sqlite"
+SCHEMA_VERSION = 1
+TSV_COLUMNS = ("idx", "label", "predict", "radius", "radius_proxy", "correct", "min_sigma", "time")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS optimised (
+    idx INTEGER PRIMARY KEY, sigma REAL NOT NULL, theta BLOB, sigma_time REAL NOT NULL,
+    theta_time REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    idx INTEGER PRIMARY KEY, label INTEGER NOT NULL, predict INTEGER NOT NULL, radius REAL NOT NULL,
+    radius_proxy REAL NOT NULL, correct INTEGER NOT NULL, min_sigma REAL NOT NULL, time REAL NOT NULL,
+    pA_lower REAL NOT NULL, gap REAL NOT NULL, counts TEXT NOT NULL, sigma REAL NOT NULL,
+    theta BLOB, fallback INTEGER NOT NULL DEFAULT 0, opt_time REAL NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS memory (
+    seq INTEGER PRIMARY KEY, idx INTEGER NOT NULL UNIQUE, predict INTEGER NOT NULL, gap REAL NOT NULL,
+    radius REAL NOT NULL, radius_proxy REAL NOT NULL, correct INTEGER NOT NULL, status TEXT NOT NULL,
+    conflicts INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One raw certificate (before memory). theta is None when it is the constant `sigma`."""
+
+    idx: int
+    label: int
+    predict: int
+    radius: float
+    radius_proxy: float
+    correct: int
+    min_sigma: float
+    time: float
+    pA_lower: float
+    gap: float
+    counts: tuple[int, ...]
+    sigma: float
+    theta: np.ndarray | None = None
+    fallback: int = 0  # 1: the anisotropic region did not contain the isotropic one; isotropic reported
+    opt_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    """The certificate reported after memory-based certification (exactly the stored region)."""
+
+    seq: int
+    idx: int
+    predict: int
+    gap: float
+    radius: float
+    radius_proxy: float
+    correct: int
+    status: str
+    conflicts: int
+
+
+def _blob(theta) -> bytes | None:
+    return None if theta is None else np.ascontiguousarray(theta, dtype=np.float32).tobytes()
+
+
+def _unblob(blob) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
+
+
+class RunStore:
+    """A run directory: RUN_DIR/run.sqlite plus exported views (certify.tsv, run.json)."""
+
+    def __init__(self, run_dir: Path, connection: sqlite3.Connection, config: CertifyConfig):
+        self.run_dir = Path(run_dir)
+        self.db = connection
+        self.config = config
+
+    # -- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, run_dir, config: CertifyConfig, *, command: str = "", versions: dict | None = None) -> RunStore:
+        """Create RUN_DIR, or reopen it for the same configuration (resume); refuse another one."""
+        run_dir = Path(run_dir)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RunStoreError(f"--out {run_dir} is a file; give a directory for the run")
+        path = run_dir / DB_NAME
+        if run_dir.exists() and any(run_dir.iterdir()) and not path.exists():
+            raise RunStoreError(f"{run_dir} exists and is not an anisocert run; choose an empty or new --out")
+        existing = path.exists()
+        if existing:
+            store = cls.read(run_dir)
+            store._check_same(config)
+            store.config = config
+            return store
+        run_dir.mkdir(parents=True, exist_ok=True)
+        db = _connect(path)
+        with db:
+            db.executescript(_SCHEMA)
+            meta = {
+                "schema_version": str(SCHEMA_VERSION),
+                "config": json.dumps(config.to_dict(), sort_keys=True),
+                "config_hash": config.result_hash(),
+                "model_sha256": config.model_sha256,
+                "theta_unit": config.theta_unit,
+                "alpha_convention": "one-sided, per input",
+                "command": command,
+                "versions": json.dumps(versions or {}, sort_keys=True),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+        return cls(run_dir, db, config)
+
+    @classmethod
+    def read(cls, run_dir) -> RunStore:
+        """Open an existing run for reading (report, verify, export)."""
+        path = Path(run_dir) / DB_NAME
+        if not path.exists():
+            raise RunStoreError(f"{run_dir} is not an anisocert run (no {DB_NAME}); run `anisocert certify` first")
+        try:
+            db = _connect(path)
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            config = CertifyConfig.from_dict(json.loads(meta["config"]))
+        except (sqlite3.DatabaseError, KeyError, json.JSONDecodeError, TypeError) as err:
+            raise RunStoreError(f"{path} is corrupt or not an anisocert store ({err}); start a new --out") from None
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise RunStoreError(f"{path} has store schema {meta.get('schema_version')}, this anisocert reads "
+                                f"{SCHEMA_VERSION}; re-run into a new --out")
+        return cls(run_dir, db, config)
+
+    def _check_same(self, config: CertifyConfig) -> None:
+        old, new = self.config.result_dict(), config.result_dict()
+        diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        stored_model = self.meta().get("model_sha256", "")
+        if stored_model and config.model_sha256 and stored_model != config.model_sha256:
+            diff.append("model file contents changed")
+        if diff:
+            raise RunStoreError(f"{self.run_dir} holds a run of another configuration ({'; '.join(diff)}); "
+                                "use a new --out or the original options to resume")
+
+    def meta(self) -> dict:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- optimisation results --------------------------------------------------------------------
+    def add_optimised(self, rows) -> None:
+        """Commit (idx, sigma, theta or None, sigma_time, theta_time) rows atomically."""
+        with self.db:
+            self.db.executemany("INSERT INTO optimised VALUES (?, ?, ?, ?, ?)",
+                                [(int(i), float(s), _blob(t), float(a), float(b)) for i, s, t, a, b in rows])
+
+    def optimised(self) -> dict[int, tuple[float, np.ndarray | None, float, float]]:
+        rows = self.db.execute("SELECT idx, sigma, theta, sigma_time, theta_time FROM optimised")
+        return {i: (s, _unblob(t), a, b) for i, s, t, a, b in rows}
+
+    # -- raw records -----------------------------------------------------------------------------
+    def add_records(self, records: list[Record]) -> None:
+        """Commit a batch of raw certificates in one transaction."""
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(r.idx, r.label, r.predict, r.radius, r.radius_proxy, r.correct, r.min_sigma, r.time,
+                  r.pA_lower, r.gap, json.dumps(list(map(int, r.counts))), r.sigma, _blob(r.theta),
+                  r.fallback, r.opt_time) for r in records])
+
+    def done(self) -> set[int]:
+        return {i for (i,) in self.db.execute("SELECT idx FROM records")}
+
+    def records(self) -> list[Record]:
+        rows = self.db.execute("SELECT * FROM records ORDER BY idx").fetchall()
+        return [Record(idx=r[0], label=r[1], predict=r[2], radius=r[3], radius_proxy=r[4], correct=r[5],
+                       min_sigma=r[6], time=r[7], pA_lower=r[8], gap=r[9], counts=tuple(json.loads(r[10])),
+                       sigma=r[11], theta=_unblob(r[12]), fallback=r[13], opt_time=r[14]) for r in rows]
+
+    # -- memory-based records --------------------------------------------------------------------
+    def add_memory(self, rows: list[MemoryRecord]) -> None:
+        with self.db:
+            self.db.executemany("INSERT INTO memory VALUES (?,?,?,?,?,?,?,?,?)",
+                                [(m.seq, m.idx, m.predict, m.gap, m.radius, m.radius_proxy, m.correct,
+                                  m.status, m.conflicts) for m in rows])
+
+    def memory_records(self) -> list[MemoryRecord]:
+        rows = self.db.execute("SELECT * FROM memory ORDER BY seq").fetchall()
+        return [MemoryRecord(*r) for r in rows]
+
+    # -- views -----------------------------------------------------------------------------------
+    def export(self) -> list[Path]:
+        """Write certify.tsv (memory-based when memory is on), certify_nomemory.tsv and run.json."""
+        records = {r.idx: r for r in self.records()}
+        memory = {m.idx: m for m in self.memory_records()}
+        extra = ("pA_lower", "gap", "method", "fallback", "opt_time", "memory_status")
+        header = "\t".join(TSV_COLUMNS + extra)
+        method = self.config.method
+
+        def row(r: Record, m: MemoryRecord | None) -> str:
+            predict, radius, proxy, correct, status = r.predict, r.radius, r.radius_proxy, r.correct, "none"
+            if m is not None:
+                predict, radius, proxy, correct, status = m.predict, m.radius, m.radius_proxy, m.correct, m.status
+            values = (r.idx, r.label, predict, repr(float(radius)), repr(float(proxy)), correct,
+                      repr(float(r.min_sigma)), repr(float(r.time)), repr(float(r.pA_lower)),
+                      repr(float(m.gap if m else r.gap)), method, r.fallback, repr(float(r.opt_time)), status)
+            return "\t".join(map(str, values))
+
+        paths = []
+        use_memory = self.config.uses_memory
+        final = [row(r, memory.get(i)) for i, r in records.items() if not use_memory or i in memory]
+        paths.append(_write_lines(self.run_dir / "certify.tsv", header, final))
+        if use_memory:
+            raw = [row(r, None) for r in records.values()]
+            paths.append(_write_lines(self.run_dir / "certify_nomemory.tsv", header, raw))
+        summary = self.summary()
+        (self.run_dir / "run.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        paths.append(self.run_dir / "run.json")
+        return paths
+
+    def summary(self) -> dict:
+        """Run metadata and counts, for reports (written to run.json)."""
+        meta = self.meta()
+        config = json.loads(meta["config"])
+        records = self.records()
+        memory = self.memory_records()
+        label = config.get("label") or f"{config['method']} {config['noise']} sigma={config['sigma']}"
+        return {
+            "label": label,
+            "config": config,
+            "config_hash": meta["config_hash"],
+            "theta_unit": meta["theta_unit"],
+            "alpha_convention": meta["alpha_convention"],
+            "certificate_alpha": self.config.effective_alpha,
+            "versions": json.loads(meta.get("versions", "{}")),
+            "command": meta.get("command", ""),
+            "inputs": len(records),
+            "abstained": sum(r.predict < 0 for r in records),
+            "fallbacks": sum(r.fallback for r in records),
+            "memory_changed": sum(m.status != "unchanged" for m in memory),
+            "memory_processed": len(memory),
+        }
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+def _write_lines(path: Path, header: str, lines: list[str]) -> Path:
+    """Write atomically (temp file + rename) so a crash never leaves a half-written view."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("\n".join([header, *lines]) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def versions() -> dict:
+    """Versions recorded with every run."""
+    import scipy
+    import torch
+
+    from . import __version__
+
+    return {"anisocert": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+            "numpy": np.__version__, "scipy": scipy.__version__, "platform": platform.platform()}
