@@ -257,3 +257,56 @@ class _progress:
         if self.enabled:
             self._bar.stop()
         return False
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    run_dir: Path
+    regions: int
+    conflicts: list
+    raw_conflicts: list | None
+    memory_changed: int
+    pairs_checked: int
+
+    def text(self) -> str:
+        head = (f"{self.run_dir}: {self.regions} certified regions, {self.pairs_checked} foreign pairs checked "
+                f"exactly, {len(self.conflicts)} intersecting pairs with different predictions")
+        if self.raw_conflicts is not None:
+            head += (f"; memory changed {self.memory_changed} certificates (without memory: "
+                     f"{len(self.raw_conflicts)} intersecting pairs)")
+        return head
+
+
+def verify_run(run_dir, *, dataset=None, raw: bool = True) -> VerifyOutcome:
+    """Check independently, over all pairs, that no two reported regions with different predictions
+    intersect (verify.py shares no code path with memory.py). Also checks the raw certificates."""
+    from .data import load_data
+    from .verify import verify_regions
+
+    store = RunStore.read(run_dir)
+    try:
+        config = store.config
+        dataset = dataset if dataset is not None else load_data(config.data, config.split)
+        records = store.records()
+        memory = {m.idx: m for m in store.memory_records()}
+        norm = get_noise(config.noise).norm
+        dim = int(np.prod(dataset.input_shape))
+        idx = [r.idx for r in records]
+        centers = dataset.get(np.asarray(idx, dtype=np.int64)).reshape(len(idx), -1).double().numpy() if idx \
+            else np.zeros((0, dim))
+        thetas = np.stack([_theta_of(r, dim) for r in records]) if idx else np.zeros((0, dim))
+        raw_gaps = np.array([r.gap for r in records])
+        raw_pred = np.array([r.predict for r in records])
+        if config.uses_memory:
+            gaps = np.array([memory[i].gap if i in memory else 0.0 for i in idx])
+            pred = np.array([memory[i].predict if i in memory else ABSTAIN for i in idx])
+        else:
+            gaps, pred = raw_gaps, raw_pred
+        final = verify_regions(centers, thetas, gaps, pred, norm)
+        before = verify_regions(centers, thetas, raw_gaps, raw_pred, norm) if raw and config.uses_memory else None
+        changed = sum(m.status != "unchanged" for m in memory.values())
+        return VerifyOutcome(Path(run_dir), int(np.sum(pred != ABSTAIN)), [(idx[i], idx[j]) for i, j in final.conflicts],
+                             None if before is None else [(idx[i], idx[j]) for i, j in before.conflicts],
+                             changed, final.pairs_checked)
+    finally:
+        store.close()

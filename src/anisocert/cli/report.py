@@ -1,0 +1,35 @@
+"""`anisocert report`: compare runs side by side (tables in Markdown and LaTeX, curves in PNG and PDF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import user_errors
+
+Opt = typer.Option
+
+
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="run directories or TSV files (Cohen or ANCER format)")],
+    out: Annotated[Optional[Path], Opt(help="write report.md, report.tex and the curves here")] = None,
+    grid: Annotated[str, Opt(help="l2-cifar | l2-imagenet | l1 | start:stop:step | a,b,c")] = "l2-cifar",
+    latex: Annotated[bool, Opt(help="also print the LaTeX tables")] = False,
+    plots: Annotated[bool, Opt(help="draw certified-accuracy curves (with --out)")] = True,
+) -> None:
+    """Certified accuracy at each radius of GRID and ACR per run; the same at proxy radius for ANCER runs."""
+    from ..report import load_all, summary_table, to_latex, to_markdown, write_report
+
+    with user_errors():
+        results = load_all(runs)
+        table = summary_table(results, grid)
+        typer.echo(to_markdown(table))
+        if any((r.radius_proxy != r.radius).any() for r in results):
+            typer.echo("\nproxy radius:\n" + to_markdown(summary_table(results, grid, proxy=True)))
+        if latex:
+            typer.echo("\n" + to_latex(table))
+        if out is not None:
+            for path in write_report(results, out, grid=grid, plots=plots):
+                typer.echo(f"wrote {path}")

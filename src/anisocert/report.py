@@ -1,0 +1,490 @@
+"""Views of certification runs: read TSV logs and run directories, build tables, render Markdown and LaTeX.
+
+A run is a ``Results``: one array per TSV column (one entry per evaluated input) and free-form metadata.
+Cohen's logs (``idx label predict radius correct time``) and ANCER's (``... radius radius_proxy correct
+min_sigma time``) are both read; ``radius_proxy`` defaults to ``radius``. Metrics come from
+``anisocert.metrics`` at full precision; only the rendered text is rounded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataLoadError, InvalidParameterError, RunStoreError
+from .metrics import average_certified_radius, certified_accuracy, resolve_grid
+
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "Results",
+    "Table",
+    "read_tsv",
+    "write_tsv",
+    "load_results",
+    "load_all",
+    "summary_table",
+    "side_by_side_table",
+    "to_markdown",
+    "to_latex",
+    "cohen_table",
+    "write_report",
+]
+
+REQUIRED_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
+_INT_COLUMNS = ("idx", "label", "predict", "correct")
+_FLOAT_COLUMNS = ("radius", "radius_proxy", "min_sigma")
+_TIMEDELTA = re.compile(r"^(?:(\d+) days?, )?(\d+):(\d{1,2}):(\d{1,2}(?:\.\d*)?)$")  # str(datetime.timedelta)
+
+
+@dataclass
+class Results:
+    """One certification run: per-input columns, each of shape (B,), and run metadata.
+
+    ``columns`` holds at least idx, label, predict, radius, correct (0/1) and time (seconds per input);
+    radius_proxy is added (a copy of radius) when absent. ``meta`` is free-form (method, noise, sigma...).
+    """
+
+    name: str
+    columns: dict[str, np.ndarray]
+    meta: dict = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.columns = {key: np.asarray(value) for key, value in self.columns.items()}
+        missing = [c for c in REQUIRED_COLUMNS if c not in self.columns]
+        if missing:
+            raise InvalidParameterError(
+                f"results {self.name!r} lack columns {missing}; need {REQUIRED_COLUMNS}"
+            )
+        lengths = {key: value.shape for key, value in self.columns.items()}
+        if len(set(lengths.values())) != 1 or self.columns["idx"].ndim != 1:
+            raise InvalidParameterError(
+                f"results {self.name!r}: columns must be 1-D of one length, got {lengths}"
+            )
+        self.columns.setdefault("radius_proxy", self.columns["radius"].astype(np.float64).copy())
+
+    def __len__(self) -> int:
+        return int(self.columns["idx"].shape[0])
+
+    @property
+    def radius(self) -> np.ndarray:
+        return self.columns["radius"]
+
+    @property
+    def radius_proxy(self) -> np.ndarray:
+        return self.columns["radius_proxy"]
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.columns["correct"]
+
+
+@dataclass
+class Table:
+    """A table of numbers: rows are runs, columns are quantities; rendered by to_markdown / to_latex.
+
+    values has shape (len(rows), len(columns)); NaN marks "not available". formats[j] is a format spec
+    for column j; best[j] is "max", "min" or None: which entries of column j are set in bold.
+    """
+
+    rows: list[str]
+    columns: list[str]
+    values: np.ndarray
+    formats: list[str]
+    best: list[str | None]
+    corner: str = "run"
+    caption: str = ""
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _parse_time(text: str) -> float:
+    """Seconds from '15.4' or from str(timedelta) such as '0:00:15.4' or '1 day, 0:00:01'."""
+    match = _TIMEDELTA.match(text)
+    if match is None:
+        return float(text)
+    days, hours, minutes, seconds = match.groups()
+    return ((int(days or 0) * 24 + int(hours)) * 60 + int(minutes)) * 60 + float(seconds)
+
+
+def _parse_column(name: str, cells: list[str]) -> np.ndarray:
+    """Typed array for one column: known names get their type, others int, float or str in that order."""
+    if name == "correct":
+        cells = [{"True": "1", "False": "0"}.get(c, c) for c in cells]
+    if name in _INT_COLUMNS:
+        return np.array([int(c) for c in cells], dtype=np.int64)
+    if name in _FLOAT_COLUMNS:
+        return np.array([float(c) for c in cells], dtype=np.float64)
+    if name == "time" or name.endswith("_time"):
+        return np.array([_parse_time(c) for c in cells], dtype=np.float64)
+    for kind in (np.int64, np.float64):
+        try:
+            return np.array(cells).astype(kind)
+        except ValueError:
+            continue
+    return np.array(cells, dtype=object)
+
+
+def read_tsv(path: str | os.PathLike, *, name: str | None = None) -> Results:
+    """Read a Cohen-format or ANCER-format certification TSV (header line, then one line per input).
+
+    Times may be seconds ('15.4') or h:mm:ss ('0:00:15.4'); both become seconds. Extra columns are kept
+    (typed int, float or str). Raises DataLoadError on a missing file, a ragged or unparsable line,
+    missing required columns or a repeated idx.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DataLoadError(
+            f"cannot read {path}: {exc.strerror}; pass a certify TSV or a run directory"
+        ) from None
+    if not lines or not lines[0].strip():
+        raise DataLoadError(
+            f"{path} is empty; expected a header line 'idx label predict radius correct time'"
+        )
+    header = lines[0].rstrip("\r\n").split("\t")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing or len(set(header)) != len(header):
+        raise DataLoadError(
+            f"{path}: header {header} must name each of {list(REQUIRED_COLUMNS)} exactly once"
+        )
+    rows = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = line.rstrip("\r\n").split("\t")
+        if len(cells) != len(header):
+            raise DataLoadError(
+                f"{path}:{lineno}: expected {len(header)} tab-separated fields, got {len(cells)}"
+            )
+        rows.append(cells)
+    columns = {}
+    for j, column in enumerate(header):
+        try:
+            columns[column] = _parse_column(column, [row[j] for row in rows])
+        except ValueError as exc:
+            raise DataLoadError(
+                f"{path}: column {column!r} has a value that is not a number: {exc}"
+            ) from None
+    if not set(np.unique(columns["correct"])) <= {0, 1}:
+        raise DataLoadError(f"{path}: column 'correct' must hold only 0 or 1")
+    idx, counts = np.unique(columns["idx"], return_counts=True)
+    if (counts > 1).any():
+        raise DataLoadError(
+            f"{path}: idx {int(idx[counts > 1][0])} appears more than once; deduplicate the log"
+        )
+    meta = {"format": "ancer" if "radius_proxy" in header else "cohen"}
+    return Results(name=name or path.name, columns=columns, meta=meta, source=str(path))
+
+
+def write_tsv(results: Results, path: str | os.PathLike) -> Path:
+    """Write every column as a tab-separated file at full precision (floats as repr, time in seconds)."""
+    path = Path(path)
+    names = list(results.columns)
+    lines = ["\t".join(names)]
+    for i in range(len(results)):
+        cells = []
+        for column in names:
+            value = results.columns[column][i]
+            cells.append(repr(float(value)) if isinstance(value, np.floating | float) else str(value))
+        lines.append("\t".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def load_results(path: str | os.PathLike, *, name: str | None = None) -> Results:
+    """A run from a TSV file or a run directory (RUN_DIR/certify.tsv, and RUN_DIR/run.json as meta).
+
+    The name is, in order: ``name``, meta["label"] from run.json, the file or directory name.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return read_tsv(path, name=name)
+    tsv = path / "certify.tsv"
+    if not tsv.is_file():
+        raise RunStoreError(f"run directory {path} has no certify.tsv; certify first or pass the TSV itself")
+    results = read_tsv(tsv)
+    meta_file = path / "run.json"
+    if meta_file.is_file():
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise RunStoreError(f"{meta_file} is not valid JSON ({exc}); rewrite or remove it") from None
+        if not isinstance(meta, dict):
+            raise RunStoreError(f"{meta_file} must hold a JSON object, got {type(meta).__name__}")
+        results.meta = {**results.meta, **meta}
+    results.name = name or str(results.meta.get("label") or path.name)
+    results.source = str(path)
+    return results
+
+
+def load_all(paths: Sequence[str | os.PathLike]) -> list[Results]:
+    """load_results for each path; a run without a label is named by its path relative to the common root."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InvalidParameterError("no runs given; pass at least one TSV file or run directory")
+    absolute = [p.resolve() for p in paths]
+    prefix = Path(os.path.commonpath(absolute))
+    if prefix in absolute:  # one path, or one inside another: name relative to the parent
+        prefix = prefix.parent
+    runs = []
+    for path, full in zip(paths, absolute, strict=True):
+        results = load_results(path)
+        if not (path.is_dir() and results.meta.get("label")):
+            results.name = full.relative_to(prefix).as_posix()
+        runs.append(results)
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def _grid_label(radius: float) -> str:
+    return f"r = {radius:g}"
+
+
+def summary_table(results: Sequence[Results], grid, *, proxy: bool = False) -> Table:
+    """Rows = runs; columns = n, certified accuracy at each R of grid, ACR.
+
+    With proxy=True the certified accuracy is on radius_proxy and the columns end with ACR and the average
+    certified proxy radius ("ACR proxy").
+    """
+    grid = resolve_grid(grid)
+    columns = ["n", *(_grid_label(r) for r in grid), "ACR"] + (["ACR proxy"] if proxy else [])
+    values = []
+    for run in results:
+        radius = run.radius_proxy if proxy else run.radius
+        row = [
+            len(run),
+            *certified_accuracy(radius, run.correct, grid),
+            average_certified_radius(run.radius, run.correct),
+        ]
+        if proxy:
+            row.append(average_certified_radius(run.radius_proxy, run.correct))
+        values.append(row)
+    what = "proxy radius" if proxy else "radius"
+    return Table(
+        rows=[run.name for run in results],
+        columns=columns,
+        values=np.array(values, dtype=np.float64).reshape(len(results), len(columns)),
+        formats=["d"] + [".3f"] * (len(columns) - 1),
+        best=[None] + ["max"] * (len(columns) - 1),
+        caption=f"Certified accuracy at {what} r (fraction of all n inputs; abstentions count as 0) and ACR.",
+    )
+
+
+def _side_by_side_row(run: Results) -> list[float]:
+    """n, ACR, ACR proxy, fraction changed by memory, median optimisation time, mean certification time."""
+    nan = math.nan
+    if "memory_status" in run.columns:
+        changed = float(np.mean(run.columns["memory_status"].astype(str) != "unchanged"))
+    else:
+        changed = float(run.meta.get("memory_changed", nan))
+    if "opt_time" in run.columns:
+        opt_time = float(np.median(run.columns["opt_time"].astype(np.float64)))
+    else:
+        opt_time = float(run.meta.get("opt_time", nan))
+    return [
+        len(run),
+        average_certified_radius(run.radius, run.correct),
+        average_certified_radius(run.radius_proxy, run.correct),
+        changed,
+        opt_time,
+        float(np.mean(run.columns["time"])),
+    ]
+
+
+def side_by_side_table(results: Sequence[Results]) -> Table:
+    """Per run: n, ACR, ACR proxy, share changed by memory, median optimisation and mean certification time.
+
+    The memory fraction comes from a ``memory_status`` column (share of records != "unchanged"), else
+    meta["memory_changed"]; the optimisation time from an ``opt_time`` column (median, seconds), else
+    meta["opt_time"]; certification time is the mean of the ``time`` column (seconds per input).
+    """
+    columns = ["n", "ACR", "ACR proxy", "memory changed", "opt time (s, median)", "cert time (s/input)"]
+    return Table(
+        rows=[run.name for run in results],
+        columns=columns,
+        values=np.array([_side_by_side_row(run) for run in results], dtype=np.float64).reshape(
+            -1, len(columns)
+        ),
+        formats=["d", ".3f", ".3f", ".3f", ".3g", ".3g"],
+        best=[None, "max", "max", None, None, None],
+        caption="Side by side: average certified radius and proxy radius, share of certificates changed by "
+        "memory, and time per input.",
+    )
+
+
+def _cells(table: Table, bold) -> list[list[str]]:
+    """Formatted cells; entries equal to their column's best (when > 1 row) wrapped by bold()."""
+    cells = [[""] * len(table.columns) for _ in table.rows]
+    for j, spec in enumerate(table.formats):
+        column = table.values[:, j]
+        finite = np.isfinite(column)
+        target = None
+        if table.best[j] and len(table.rows) > 1 and finite.any():
+            target = column[finite].max() if table.best[j] == "max" else column[finite].min()
+        for i, value in enumerate(column):
+            if not finite[i]:
+                cells[i][j] = "-"
+                continue
+            text = format(int(value), spec) if spec == "d" else format(value, spec)
+            cells[i][j] = bold(text) if value == target else text
+    return cells
+
+
+def to_markdown(table: Table) -> str:
+    """GitHub Markdown: a header row, right-aligned numbers, the best entry per column in **bold**."""
+
+    def escape(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [
+        "| " + " | ".join([escape(table.corner), *map(escape, table.columns)]) + " |",
+        "|:---|" + "---:|" * len(table.columns),
+    ]
+    for label, row in zip(table.rows, _cells(table, lambda t: f"**{t}**"), strict=True):
+        lines.append("| " + " | ".join([escape(label), *row]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+    "\\": r"\textbackslash{}",
+}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``tabular`` (needs \\usepackage{booktabs}); the best entry per column in \\textbf."""
+    lines = [
+        "\\begin{tabular}{l" + "r" * len(table.columns) + "}",
+        "\\toprule",
+        " & ".join(map(_latex_escape, [table.corner, *table.columns])) + " \\\\",
+        "\\midrule",
+    ]
+    for label, row in zip(table.rows, _cells(table, lambda t: f"\\textbf{{{t}}}"), strict=True):
+        lines.append(" & ".join([_latex_escape(label), *row]) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def cohen_table(results: Sequence[Results], grid, labels: Sequence[str] | None = None) -> str:
+    """Cohen et al.'s Markdown table (analysis/markdown/vary_noise_*): certified accuracy at each r of grid.
+
+    Same text as their analyze.py: header ``r = {:.3}``, values with 2 decimals, the first largest entry
+    of each column (compared at full precision) followed by ``<b>*</b>``, row labels ``<b> label </b>``.
+    labels default to the run names.
+    """
+    grid = resolve_grid(grid)
+    labels = [run.name for run in results] if labels is None else list(labels)
+    if len(labels) != len(results):
+        raise InvalidParameterError(
+            f"labels has {len(labels)} entries for {len(results)} runs; give one per run"
+        )
+    accuracy = np.array([certified_accuracy(run.radius, run.correct, grid) for run in results])
+    best = accuracy.argmax(axis=0)  # first row among ties, as numpy's argmax
+    text = "|  | " + "".join(f"r = {r:.3} |" for r in grid) + "\n"
+    text += "| --- | " + " --- |" * len(grid) + "\n"
+    for i, label in enumerate(labels):
+        marks = ["<b>*</b>" if best[j] == i else "" for j in range(len(grid))]
+        text += f"<b> {label} </b>| " + "".join(
+            f"{v:.2f}{m} |" for v, m in zip(accuracy[i], marks, strict=True)
+        )
+        text += "\n"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def _differs(run: Results) -> bool:
+    return not np.array_equal(run.radius_proxy, run.radius.astype(np.float64))
+
+
+def _runs_section(results: Sequence[Results]) -> list[str]:
+    lines = ["## Runs", ""]
+    for run in results:
+        scalars = {
+            k: v for k, v in run.meta.items() if isinstance(v, str | int | float | bool) and k != "label"
+        }
+        extra = ", ".join(f"{k}={v}" for k, v in scalars.items())
+        lines.append(
+            f"- **{run.name}**: {len(run)} inputs from `{run.source}`" + (f" ({extra})" if extra else "")
+        )
+    return lines + [""]
+
+
+def write_report(
+    results: Sequence[Results],
+    out_dir: str | os.PathLike,
+    *,
+    grid,
+    formats: Sequence[str] = ("md", "tex"),
+    plots: bool = True,
+) -> list[Path]:
+    """Write report.md and/or report.tex (tables) and the certified-accuracy plots into out_dir.
+
+    grid is an array of radii or a name/range accepted by ``metrics.resolve_grid`` ("l2-cifar",
+    "0:1.5:0.25"). The proxy-radius table and plot are added when some run's radius_proxy differs from
+    its radius. Returns the paths written.
+    """
+    results = list(results)
+    if not results:
+        raise InvalidParameterError("no runs given; pass at least one TSV file or run directory")
+    unknown = set(formats) - {"md", "tex"}
+    if unknown:
+        raise InvalidParameterError(
+            f"formats={tuple(formats)!r} has unknown {sorted(unknown)}; use 'md' and/or 'tex'"
+        )
+    grid = resolve_grid(grid)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = [("Certified accuracy (radius)", summary_table(results, grid))]
+    proxy = any(_differs(run) for run in results)
+    if proxy:
+        tables.append(("Certified accuracy (proxy radius)", summary_table(results, grid, proxy=True)))
+    tables.append(("Side by side", side_by_side_table(results)))
+    written: list[Path] = []
+    figures: list[str] = []
+    if plots:
+        from .plots import plot_certified_accuracy
+
+        figures = ["certified_accuracy", "certified_accuracy_proxy"] if proxy else ["certified_accuracy"]
+        for stem in figures:
+            written += plot_certified_accuracy(results, out_dir / stem, proxy=stem.endswith("proxy"))
+    if "md" in formats:
+        lines = ["# Certification report", "", *_runs_section(results)]
+        for title, table in tables:
+            lines += [f"## {title}", "", table.caption, "", to_markdown(table)]
+        lines += [f"![{stem}]({stem}.png)\n" for stem in figures]
+        written.append(out_dir / "report.md")
+        written[-1].write_text("\n".join(lines))
+    if "tex" in formats:
+        lines = ["% anisocert report: \\input this file; needs \\usepackage{booktabs,graphicx}", ""]
+        for _, table in tables:
+            lines += ["\\begin{table}[t]", "\\centering", "\\small", to_latex(table).rstrip("\n")]
+            lines += [f"\\caption{{{_latex_escape(table.caption)}}}", "\\end{table}", ""]
+        for stem in figures:
+            lines += [
+                "\\begin{figure}[t]",
+                "\\centering",
+                f"\\includegraphics[width=\\columnwidth]{{{stem}.pdf}}",
+            ]
+            lines += ["\\end{figure}", ""]
+        written.append(out_dir / "report.tex")
+        written[-1].write_text("\n".join(lines))
+    return written
