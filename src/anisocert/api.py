@@ -31,9 +31,11 @@ class RunSummary:
 
     def text(self) -> str:
         s = self.summary
-        return (f"{s['label']}: {s['inputs']} inputs certified ({s['abstained']} abstained, "
-                f"{s['fallbacks']} isotropic fallbacks, {s['memory_changed']} changed by memory) -> "
-                f"{self.run_dir / 'certify.tsv'}")
+        return (
+            f"{s['label']}: {s['inputs']} inputs certified ({s['abstained']} abstained, "
+            f"{s['fallbacks']} isotropic fallbacks, {s['memory_changed']} changed by memory) -> "
+            f"{self.run_dir / 'certify.tsv'}"
+        )
 
 
 def check_model_fits(model, dataset, device) -> int:
@@ -43,17 +45,22 @@ def check_model_fits(model, dataset, device) -> int:
         with torch.inference_mode():
             out = model(x)
     except Exception as err:  # the model's own error says little to a user: name both shapes
-        raise InputError(f"the model cannot take inputs of shape {tuple(x.shape[1:])} from --data "
-                         f"{dataset.spec} ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
-                         "check that --model and --data belong together") from None
+        raise InputError(
+            f"the model cannot take inputs of shape {tuple(x.shape[1:])} from --data "
+            f"{dataset.spec} ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+            "check that --model and --data belong together"
+        ) from None
     if out.ndim != 2 or out.shape[1] != dataset.num_classes:
-        raise InputError(f"the model returns scores of shape {tuple(out.shape[1:])} but --data {dataset.spec} "
-                         f"has {dataset.num_classes} classes; check that --model and --data belong together")
+        raise InputError(
+            f"the model returns scores of shape {tuple(out.shape[1:])} but --data {dataset.spec} "
+            f"has {dataset.num_classes} classes; check that --model and --data belong together"
+        )
     return int(out.shape[1])
 
 
-def certify_dataset(config: CertifyConfig, out, *, model=None, dataset=None, progress: bool = True,
-                    command: str = "") -> RunSummary:
+def certify_dataset(
+    config: CertifyConfig, out, *, model=None, dataset=None, progress: bool = True, command: str = ""
+) -> RunSummary:
     """Certify the selected inputs of config.data into the run directory ``out`` (resumable).
 
     model / dataset may be passed in (a LoadedModel and a Dataset) to skip loading by name.
@@ -66,18 +73,22 @@ def certify_dataset(config: CertifyConfig, out, *, model=None, dataset=None, pro
     device = _device_of(loaded.module, config.device)
     config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
     check_model_fits(loaded.module, dataset, device)
-    indices = [int(i) for i in select_indices(len(dataset), skip=config.skip, max_count=config.max_count,
-                                              indices=config.indices)]
+    indices = [
+        int(i)
+        for i in select_indices(
+            len(dataset), skip=config.skip, max_count=config.max_count, indices=config.indices
+        )
+    ]
     store = RunStore.open(out, config, command=command, versions=versions())
     try:
         runner = _Runner(config, loaded.module, dataset, device, store)
         records = {r.idx: r for r in store.records()}
         pending = [int(i) for i in indices if int(i) not in records]
-        with _progress(progress, len(indices), len(indices) - len(pending)) as bar:
+        with _Progress(progress, len(indices), len(indices) - len(pending)) as bar:
             if config.uses_memory:
                 runner.memory_pass(indices, records)
             for start in range(0, len(pending), config.inputs_per_batch):
-                chunk = pending[start:start + config.inputs_per_batch]
+                chunk = pending[start : start + config.inputs_per_batch]
                 new = runner.certify_chunk(chunk)
                 store.add_records(new)
                 records.update((r.idx, r) for r in new)
@@ -127,13 +138,31 @@ class _Runner:
         c = self.config
         common = dict(seed=c.seed, idx=idx, outputs=c.outputs, batch_size=c.batch_size)
         t0 = time.perf_counter()
-        sigma = optimise_sigma(self.model, self.noise, x, c.sigma, iterations=c.iso_iterations, lr=c.iso_lr,
-                               samples=c.iso_samples, method=c.iso_method, **common).sigma
+        sigma = optimise_sigma(
+            self.model,
+            self.noise,
+            x,
+            c.sigma,
+            iterations=c.iso_iterations,
+            lr=c.iso_lr,
+            samples=c.iso_samples,
+            method=c.iso_method,
+            **common,
+        ).sigma
         t1 = time.perf_counter()
         theta = None
         if c.method == "ancer":
-            theta = optimise_theta(self.model, self.noise, x, sigma, iterations=c.ancer_iterations, lr=c.ancer_lr,
-                                   samples=c.ancer_samples, kappa=c.kappa, **common).theta
+            theta = optimise_theta(
+                self.model,
+                self.noise,
+                x,
+                sigma,
+                iterations=c.ancer_iterations,
+                lr=c.ancer_lr,
+                samples=c.ancer_samples,
+                kappa=c.kappa,
+                **common,
+            ).theta
         t2 = time.perf_counter()
         B = len(idx)
         sigma = sigma.detach().double().cpu().numpy()
@@ -160,7 +189,9 @@ class _Runner:
             if aniso is not None:
                 fallback = int(iso is not None and aniso.radius[k] < iso.radius[k])
                 use, theta_k = (iso, None) if fallback else (aniso, theta[k].reshape(-1))
-            records.append(_record(i, int(labels[k]), use, k, sigma[k], theta_k, fallback, elapsed, opt_time[k]))
+            records.append(
+                _record(i, int(labels[k]), use, k, sigma[k], theta_k, fallback, elapsed, opt_time[k])
+            )
         return records
 
     # -- memory ----------------------------------------------------------------------------------
@@ -195,11 +226,19 @@ class _Runner:
                 decision = self.memory.certify(center, theta, r.gap, r.predict)
                 gap = float(decision.gap) if decision.prediction != ABSTAIN else 0.0
                 geo = float(np.exp(np.mean(np.log(theta))))
-                rows.append(MemoryRecord(seq=len(self.memory_done) + len(rows), idx=i,
-                                         predict=int(decision.prediction), gap=gap,
-                                         radius=float(theta.min()) * gap, radius_proxy=geo * gap,
-                                         correct=int(decision.prediction == r.label), status=decision.status,
-                                         conflicts=int(decision.conflicts)))
+                rows.append(
+                    MemoryRecord(
+                        seq=len(self.memory_done) + len(rows),
+                        idx=i,
+                        predict=int(decision.prediction),
+                        gap=gap,
+                        radius=float(theta.min()) * gap,
+                        radius_proxy=geo * gap,
+                        correct=int(decision.prediction == r.label),
+                        status=decision.status,
+                        conflicts=int(decision.conflicts),
+                    )
+                )
             self.store.add_memory(rows)
             self.memory_done.update(part)
 
@@ -216,16 +255,28 @@ def _theta_of(record: Record, dim: int) -> np.ndarray:
 
 def _record(idx, label, res: CertifyResult, k, sigma, theta, fallback, elapsed, opt_time) -> Record:
     predict = int(res.prediction[k])
-    return Record(idx=int(idx), label=label, predict=predict, radius=float(res.radius[k]),
-                  radius_proxy=float(res.proxy_radius[k]), correct=int(predict == label),
-                  min_sigma=float(res.min_theta[k]), time=float(elapsed), pA_lower=float(res.pA_lower[k]),
-                  gap=float(res.gap[k]), counts=tuple(int(v) for v in res.counts[k]), sigma=float(sigma),
-                  theta=theta, fallback=fallback, opt_time=float(opt_time))
+    return Record(
+        idx=int(idx),
+        label=label,
+        predict=predict,
+        radius=float(res.radius[k]),
+        radius_proxy=float(res.proxy_radius[k]),
+        correct=int(predict == label),
+        min_sigma=float(res.min_theta[k]),
+        time=float(elapsed),
+        pA_lower=float(res.pA_lower[k]),
+        gap=float(res.gap[k]),
+        counts=tuple(int(v) for v in res.counts[k]),
+        sigma=float(sigma),
+        theta=theta,
+        fallback=fallback,
+        opt_time=float(opt_time),
+    )
 
 
 def _batches(items: list, size: int):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _device_of(module, requested) -> torch.device:
@@ -236,7 +287,7 @@ def _device_of(module, requested) -> torch.device:
     return torch.device("cpu")
 
 
-class _progress:
+class _Progress:
     """A rich progress bar with ETA; silent when disabled. Calling it advances by k inputs."""
 
     def __init__(self, enabled: bool, total: int, completed: int):
@@ -247,8 +298,9 @@ class _progress:
             return lambda k: None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._bar = Progress(TextColumn("certify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                             transient=False)
+        self._bar = Progress(
+            TextColumn("certify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False
+        )
         self._bar.start()
         task = self._bar.add_task("certify", total=self.total, completed=self.completed)
         return lambda k: self._bar.advance(task, k)
@@ -269,11 +321,15 @@ class VerifyOutcome:
     pairs_checked: int
 
     def text(self) -> str:
-        head = (f"{self.run_dir}: {self.regions} certified regions, {self.pairs_checked} foreign pairs checked "
-                f"exactly, {len(self.conflicts)} intersecting pairs with different predictions")
+        head = (
+            f"{self.run_dir}: {self.regions} certified regions, {self.pairs_checked} foreign pairs checked "
+            f"exactly, {len(self.conflicts)} intersecting pairs with different predictions"
+        )
         if self.raw_conflicts is not None:
-            head += (f"; memory changed {self.memory_changed} certificates (without memory: "
-                     f"{len(self.raw_conflicts)} intersecting pairs)")
+            head += (
+                f"; memory changed {self.memory_changed} certificates (without memory: "
+                f"{len(self.raw_conflicts)} intersecting pairs)"
+            )
         return head
 
 
@@ -292,8 +348,11 @@ def verify_run(run_dir, *, dataset=None, raw: bool = True) -> VerifyOutcome:
         norm = get_noise(config.noise).norm
         dim = int(np.prod(dataset.input_shape))
         idx = [r.idx for r in records]
-        centers = dataset.get(np.asarray(idx, dtype=np.int64)).reshape(len(idx), -1).double().numpy() if idx \
+        centers = (
+            dataset.get(np.asarray(idx, dtype=np.int64)).reshape(len(idx), -1).double().numpy()
+            if idx
             else np.zeros((0, dim))
+        )
         thetas = np.stack([_theta_of(r, dim) for r in records]) if idx else np.zeros((0, dim))
         raw_gaps = np.array([r.gap for r in records])
         raw_pred = np.array([r.predict for r in records])
@@ -303,10 +362,17 @@ def verify_run(run_dir, *, dataset=None, raw: bool = True) -> VerifyOutcome:
         else:
             gaps, pred = raw_gaps, raw_pred
         final = verify_regions(centers, thetas, gaps, pred, norm)
-        before = verify_regions(centers, thetas, raw_gaps, raw_pred, norm) if raw and config.uses_memory else None
+        before = (
+            verify_regions(centers, thetas, raw_gaps, raw_pred, norm) if raw and config.uses_memory else None
+        )
         changed = sum(m.status != "unchanged" for m in memory.values())
-        return VerifyOutcome(Path(run_dir), int(np.sum(pred != ABSTAIN)), [(idx[i], idx[j]) for i, j in final.conflicts],
-                             None if before is None else [(idx[i], idx[j]) for i, j in before.conflicts],
-                             changed, final.pairs_checked)
+        return VerifyOutcome(
+            Path(run_dir),
+            int(np.sum(pred != ABSTAIN)),
+            [(idx[i], idx[j]) for i, j in final.conflicts],
+            None if before is None else [(idx[i], idx[j]) for i, j in before.conflicts],
+            changed,
+            final.pairs_checked,
+        )
     finally:
         store.close()

@@ -69,7 +69,9 @@ class CertifyConfig:
         if self.outputs not in ("logits", "probabilities"):
             raise UnknownNameError(f"outputs={self.outputs!r} is unknown; choose 'logits' or 'probabilities'")
         if self.iso_method not in ("gradient", "search"):
-            raise UnknownNameError(f"iso_method={self.iso_method!r} is unknown; choose 'gradient' or 'search'")
+            raise UnknownNameError(
+                f"iso_method={self.iso_method!r} is unknown; choose 'gradient' or 'search'"
+            )
         _checks.check_real("sigma", self.sigma, hint="; e.g. 0.25")
         _checks.check_budget(self.n0, self.n, self.effective_alpha)
         _checks.check_alpha(self.alpha)
@@ -77,8 +79,14 @@ class CertifyConfig:
         _checks.check_int("skip", self.skip)
         if self.max_count is not None:
             _checks.check_int("max", self.max_count)
-        for name in ("iso_iterations", "iso_samples", "ancer_iterations", "ancer_samples",
-                     "batch_size", "inputs_per_batch"):
+        for name in (
+            "iso_iterations",
+            "iso_samples",
+            "ancer_iterations",
+            "ancer_samples",
+            "batch_size",
+            "inputs_per_batch",
+        ):
             _checks.check_int(name.replace("_", "-"), getattr(self, name))
         for name in ("iso_lr", "ancer_lr"):
             _checks.check_real(name.replace("_", "-"), getattr(self, name))

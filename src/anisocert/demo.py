@@ -16,8 +16,19 @@ from .config import CertifyConfig
 
 # Quick preset: fewer inputs, draws and optimisation steps than the public defaults
 # (n = 100,000; 900 isotropic gradient steps; 100 ANCER steps with 100 draws each).
-QUICK = dict(n0=100, n=5_000, alpha=0.001, skip=9, iso_method="gradient", iso_iterations=150, iso_samples=32,
-             ancer_iterations=40, ancer_samples=32, batch_size=2_000, inputs_per_batch=20)
+QUICK = dict(
+    n0=100,
+    n=5_000,
+    alpha=0.001,
+    skip=9,
+    iso_method="gradient",
+    iso_iterations=150,
+    iso_samples=32,
+    ancer_iterations=40,
+    ancer_samples=32,
+    batch_size=2_000,
+    inputs_per_batch=20,
+)
 
 SETTINGS = (
     ("l2", "gaussian", "builtin:digits-gaussian", 0.25),
@@ -37,10 +48,18 @@ def run_demo(out: Path, *, progress: bool = True) -> list[Path]:
         for method in METHODS:
             run_dir = out / f"{norm}-{method}"
             t0 = time.perf_counter()
-            config = CertifyConfig(model=model, data="digits", noise=noise, method=method, sigma=sigma,
-                                   label=f"{method} ({norm})", **QUICK)
-            result = certify_dataset(config, run_dir, progress=progress,
-                                     command=f"python -m anisocert.demo --out {out}")
+            config = CertifyConfig(
+                model=model,
+                data="digits",
+                noise=noise,
+                method=method,
+                sigma=sigma,
+                label=f"{method} ({norm})",
+                **QUICK,
+            )
+            result = certify_dataset(
+                config, run_dir, progress=progress, command=f"python -m anisocert.demo --out {out}"
+            )
             print(f"{result.text()}  [{time.perf_counter() - t0:.0f} s]")
             runs.append(run_dir)
         grid = L2_CIFAR_GRID if norm == "l2" else L1_GRID

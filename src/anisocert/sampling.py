@@ -47,8 +47,18 @@ def block_seed(seed: int, idx: int, phase: int, block: int) -> int:
     return z >> 1
 
 
-def unit_noise(noise: NoiseFamily, shape, *, seed: int, idx: int, phase: int, block: int,
-               generator: torch.Generator, device, dtype=torch.float32) -> torch.Tensor:
+def unit_noise(
+    noise: NoiseFamily,
+    shape,
+    *,
+    seed: int,
+    idx: int,
+    phase: int,
+    block: int,
+    generator: torch.Generator,
+    device,
+    dtype=torch.float32,
+) -> torch.Tensor:
     """The unit draws u of one block (shape (m, *D)) for input idx; e = theta * u."""
     generator.manual_seed(block_seed(seed, idx, phase, block))
     return noise.unit(shape, generator, device, dtype)
@@ -59,9 +69,19 @@ def _blocks(n: int):
 
 
 @torch.inference_mode()
-def count_predictions(model, noise: NoiseFamily, x: torch.Tensor, theta: torch.Tensor, n: int, *,
-                      idx, seed: int, phase: int, batch_size: int,
-                      num_classes: int | None = None) -> torch.Tensor:
+def count_predictions(
+    model,
+    noise: NoiseFamily,
+    x: torch.Tensor,
+    theta: torch.Tensor,
+    n: int,
+    *,
+    idx,
+    seed: int,
+    phase: int,
+    batch_size: int,
+    num_classes: int | None = None,
+) -> torch.Tensor:
     """Counts of f(x + theta * u) over n fresh draws per input.
 
     x: (B, *D) on the model's device; theta: (B, *D) or broadcastable per input (e.g. (B, 1, ...));
@@ -84,10 +104,19 @@ def count_predictions(model, noise: NoiseFamily, x: torch.Tensor, theta: torch.T
         used, stop = 0, start
         while stop < len(work) and (used + work[stop][2] <= cap or used == 0):
             i, b, m = work[stop]
-            u = unit_noise(noise, (m, *dims), seed=seed, idx=idx[i], phase=phase, block=b,
-                           generator=generator, device=x.device, dtype=x.dtype)
-            torch.addcmul(x[i], theta[i], u, out=buffer[used:used + m])
-            rows[used:used + m] = i
+            u = unit_noise(
+                noise,
+                (m, *dims),
+                seed=seed,
+                idx=idx[i],
+                phase=phase,
+                block=b,
+                generator=generator,
+                device=x.device,
+                dtype=x.dtype,
+            )
+            torch.addcmul(x[i], theta[i], u, out=buffer[used : used + m])
+            rows[used : used + m] = i
             used, stop = used + m, stop + 1
         labels = _classify(model, buffer[:used], batch_size)
         if counts is None:
@@ -105,8 +134,10 @@ def _classify(model, noisy: torch.Tensor, batch_size: int):
     for chunk in noisy.split(batch_size):
         out = model(chunk)
         if out.ndim != 2 or out.shape[0] != chunk.shape[0]:
-            raise InputError(f"model returned shape {tuple(out.shape)} for a batch of {chunk.shape[0]} "
-                             "inputs; it must return (batch, num_classes) scores")
+            raise InputError(
+                f"model returned shape {tuple(out.shape)} for a batch of {chunk.shape[0]} "
+                "inputs; it must return (batch, num_classes) scores"
+            )
         if classes is None and not bool(torch.isfinite(out).all()):
             raise InputError("model returned NaN or Inf scores on noisy inputs; check the model and data")
         classes = out.shape[1]

@@ -71,8 +71,9 @@ class Smoothed:
         assert idx.shape == (B,), f"idx must name each of the {B} inputs"
         return x, theta, idx
 
-    def certify(self, x, theta, *, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
-                seed: int = 0, idx=None) -> CertifyResult:
+    def certify(
+        self, x, theta, *, n0: int = 100, n: int = 100_000, alpha: float = 0.001, seed: int = 0, idx=None
+    ) -> CertifyResult:
         """CERTIFY for each input: with probability >= 1 - alpha over the n fresh draws (per input),
         if the prediction is not ABSTAIN then g(x + d) = prediction for every d in the region.
 
@@ -87,8 +88,9 @@ class Smoothed:
         select = count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
         cA = select.argmax(dim=1)
         # 2. n fresh draws (another stream) count how often f returns cA
-        counts = count_predictions(self.model, self.noise, x, theta, n, phase=Phase.ESTIMATE,
-                                   num_classes=select.shape[1], **common)
+        counts = count_predictions(
+            self.model, self.noise, x, theta, n, phase=Phase.ESTIMATE, num_classes=select.shape[1], **common
+        )
         nA = counts.gather(1, cA[:, None]).squeeze(1).cpu().numpy()
         # 3. one-sided Clopper-Pearson lower bound on pA
         lower = _pA_lower(nA, n, alpha)
@@ -98,20 +100,39 @@ class Smoothed:
         min_theta, geo_theta = theta_summary(theta, B)
         return CertifyResult(
             prediction=np.where(certified, cA.cpu().numpy(), ABSTAIN).astype(np.int64),
-            pA_lower=lower, gap=gap, radius=min_theta * gap, proxy_radius=geo_theta * gap,
-            min_theta=min_theta, geo_mean_theta=geo_theta,
-            counts_select=select.cpu().numpy(), counts=counts.cpu().numpy(),
+            pA_lower=lower,
+            gap=gap,
+            radius=min_theta * gap,
+            proxy_radius=geo_theta * gap,
+            min_theta=min_theta,
+            geo_mean_theta=geo_theta,
+            counts_select=select.cpu().numpy(),
+            counts=counts.cpu().numpy(),
         )
 
-    def predict(self, x, theta, *, n: int = 100_000, alpha: float = 0.001, seed: int = 0,
-                idx=None) -> np.ndarray:
+    def predict(
+        self, x, theta, *, n: int = 100_000, alpha: float = 0.001, seed: int = 0, idx=None
+    ) -> np.ndarray:
         """PREDICT: the top class, or ABSTAIN unless the two-sided binomial test of the top-two counts
         has p-value <= alpha (then the answer differs from g(x) with probability at most alpha)."""
         n = _checks.check_int("n", n)
         alpha = _checks.check_alpha(alpha)
         x, theta, idx = self._prepare(x, theta, idx)
-        counts = count_predictions(self.model, self.noise, x, theta, n, phase=Phase.PREDICT, idx=idx,
-                                   seed=seed, batch_size=self.batch_size).cpu().numpy()
+        counts = (
+            count_predictions(
+                self.model,
+                self.noise,
+                x,
+                theta,
+                n,
+                phase=Phase.PREDICT,
+                idx=idx,
+                seed=seed,
+                batch_size=self.batch_size,
+            )
+            .cpu()
+            .numpy()
+        )
         top2 = np.argsort(-counts, axis=1, kind="stable")[:, :2]
         n1 = np.take_along_axis(counts, top2[:, :1], 1)[:, 0]
         n2 = np.take_along_axis(counts, top2[:, 1:2], 1)[:, 0] if counts.shape[1] > 1 else 0 * n1
@@ -120,6 +141,8 @@ class Smoothed:
 
 
 def _model_device(model) -> torch.device:
-    for tensor in list(getattr(model, "parameters", lambda: [])()) + list(getattr(model, "buffers", lambda: [])()):
+    for tensor in list(getattr(model, "parameters", lambda: [])()) + list(
+        getattr(model, "buffers", lambda: [])()
+    ):
         return tensor.device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

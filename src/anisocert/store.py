@@ -97,7 +97,9 @@ class RunStore:
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, run_dir, config: CertifyConfig, *, command: str = "", versions: dict | None = None) -> RunStore:
+    def open(
+        cls, run_dir, config: CertifyConfig, *, command: str = "", versions: dict | None = None
+    ) -> RunStore:
         """Create RUN_DIR, or reopen it for the same configuration (resume); refuse another one."""
         run_dir = Path(run_dir)
         if run_dir.exists() and not run_dir.is_dir():
@@ -134,27 +136,39 @@ class RunStore:
         """Open an existing run for reading (report, verify, export)."""
         path = Path(run_dir) / DB_NAME
         if not path.exists():
-            raise RunStoreError(f"{run_dir} is not an anisocert run (no {DB_NAME}); run `anisocert certify` first")
+            raise RunStoreError(
+                f"{run_dir} is not an anisocert run (no {DB_NAME}); run `anisocert certify` first"
+            )
         try:
             db = _connect(path)
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             config = CertifyConfig.from_dict(json.loads(meta["config"]))
         except (sqlite3.DatabaseError, KeyError, json.JSONDecodeError, TypeError) as err:
-            raise RunStoreError(f"{path} is corrupt or not an anisocert store ({err}); start a new --out") from None
+            raise RunStoreError(
+                f"{path} is corrupt or not an anisocert store ({err}); start a new --out"
+            ) from None
         if meta.get("schema_version") != str(SCHEMA_VERSION):
-            raise RunStoreError(f"{path} has store schema {meta.get('schema_version')}, this anisocert reads "
-                                f"{SCHEMA_VERSION}; re-run into a new --out")
+            raise RunStoreError(
+                f"{path} has store schema {meta.get('schema_version')}, this anisocert reads "
+                f"{SCHEMA_VERSION}; re-run into a new --out"
+            )
         return cls(run_dir, db, config)
 
     def _check_same(self, config: CertifyConfig) -> None:
         old, new = self.config.result_dict(), config.result_dict()
-        diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        diff = [
+            f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+            for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)
+        ]
         stored_model = self.meta().get("model_sha256", "")
         if stored_model and config.model_sha256 and stored_model != config.model_sha256:
             diff.append("model file contents changed")
         if diff:
-            raise RunStoreError(f"{self.run_dir} holds a run of another configuration ({'; '.join(diff)}); "
-                                "use a new --out or the original options to resume")
+            raise RunStoreError(
+                f"{self.run_dir} holds a run of another configuration ({'; '.join(diff)}); "
+                "use a new --out or the original options to resume"
+            )
 
     def meta(self) -> dict:
         return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -166,8 +180,10 @@ class RunStore:
     def add_optimised(self, rows) -> None:
         """Commit (idx, sigma, theta or None, sigma_time, theta_time) rows atomically."""
         with self.db:
-            self.db.executemany("INSERT INTO optimised VALUES (?, ?, ?, ?, ?)",
-                                [(int(i), float(s), _blob(t), float(a), float(b)) for i, s, t, a, b in rows])
+            self.db.executemany(
+                "INSERT INTO optimised VALUES (?, ?, ?, ?, ?)",
+                [(int(i), float(s), _blob(t), float(a), float(b)) for i, s, t, a, b in rows],
+            )
 
     def optimised(self) -> dict[int, tuple[float, np.ndarray | None, float, float]]:
         rows = self.db.execute("SELECT idx, sigma, theta, sigma_time, theta_time FROM optimised")
@@ -179,25 +195,74 @@ class RunStore:
         with self.db:
             self.db.executemany(
                 "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(r.idx, r.label, r.predict, r.radius, r.radius_proxy, r.correct, r.min_sigma, r.time,
-                  r.pA_lower, r.gap, json.dumps(list(map(int, r.counts))), r.sigma, _blob(r.theta),
-                  r.fallback, r.opt_time) for r in records])
+                [
+                    (
+                        r.idx,
+                        r.label,
+                        r.predict,
+                        r.radius,
+                        r.radius_proxy,
+                        r.correct,
+                        r.min_sigma,
+                        r.time,
+                        r.pA_lower,
+                        r.gap,
+                        json.dumps(list(map(int, r.counts))),
+                        r.sigma,
+                        _blob(r.theta),
+                        r.fallback,
+                        r.opt_time,
+                    )
+                    for r in records
+                ],
+            )
 
     def done(self) -> set[int]:
         return {i for (i,) in self.db.execute("SELECT idx FROM records")}
 
     def records(self) -> list[Record]:
         rows = self.db.execute("SELECT * FROM records ORDER BY idx").fetchall()
-        return [Record(idx=r[0], label=r[1], predict=r[2], radius=r[3], radius_proxy=r[4], correct=r[5],
-                       min_sigma=r[6], time=r[7], pA_lower=r[8], gap=r[9], counts=tuple(json.loads(r[10])),
-                       sigma=r[11], theta=_unblob(r[12]), fallback=r[13], opt_time=r[14]) for r in rows]
+        return [
+            Record(
+                idx=r[0],
+                label=r[1],
+                predict=r[2],
+                radius=r[3],
+                radius_proxy=r[4],
+                correct=r[5],
+                min_sigma=r[6],
+                time=r[7],
+                pA_lower=r[8],
+                gap=r[9],
+                counts=tuple(json.loads(r[10])),
+                sigma=r[11],
+                theta=_unblob(r[12]),
+                fallback=r[13],
+                opt_time=r[14],
+            )
+            for r in rows
+        ]
 
     # -- memory-based records --------------------------------------------------------------------
     def add_memory(self, rows: list[MemoryRecord]) -> None:
         with self.db:
-            self.db.executemany("INSERT INTO memory VALUES (?,?,?,?,?,?,?,?,?)",
-                                [(m.seq, m.idx, m.predict, m.gap, m.radius, m.radius_proxy, m.correct,
-                                  m.status, m.conflicts) for m in rows])
+            self.db.executemany(
+                "INSERT INTO memory VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        m.seq,
+                        m.idx,
+                        m.predict,
+                        m.gap,
+                        m.radius,
+                        m.radius_proxy,
+                        m.correct,
+                        m.status,
+                        m.conflicts,
+                    )
+                    for m in rows
+                ],
+            )
 
     def memory_records(self) -> list[MemoryRecord]:
         rows = self.db.execute("SELECT * FROM memory ORDER BY seq").fetchall()
@@ -215,10 +280,29 @@ class RunStore:
         def row(r: Record, m: MemoryRecord | None) -> str:
             predict, radius, proxy, correct, status = r.predict, r.radius, r.radius_proxy, r.correct, "none"
             if m is not None:
-                predict, radius, proxy, correct, status = m.predict, m.radius, m.radius_proxy, m.correct, m.status
-            values = (r.idx, r.label, predict, repr(float(radius)), repr(float(proxy)), correct,
-                      repr(float(r.min_sigma)), repr(float(r.time)), repr(float(r.pA_lower)),
-                      repr(float(m.gap if m else r.gap)), method, r.fallback, repr(float(r.opt_time)), status)
+                predict, radius, proxy, correct, status = (
+                    m.predict,
+                    m.radius,
+                    m.radius_proxy,
+                    m.correct,
+                    m.status,
+                )
+            values = (
+                r.idx,
+                r.label,
+                predict,
+                repr(float(radius)),
+                repr(float(proxy)),
+                correct,
+                repr(float(r.min_sigma)),
+                repr(float(r.time)),
+                repr(float(r.pA_lower)),
+                repr(float(m.gap if m else r.gap)),
+                method,
+                r.fallback,
+                repr(float(r.opt_time)),
+                status,
+            )
             return "\t".join(map(str, values))
 
         paths = []
@@ -279,5 +363,11 @@ def versions() -> dict:
 
     from . import __version__
 
-    return {"anisocert": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-            "numpy": np.__version__, "scipy": scipy.__version__, "platform": platform.platform()}
+    return {
+        "anisocert": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "platform": platform.platform(),
+    }

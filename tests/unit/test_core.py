@@ -102,8 +102,17 @@ def _linear(dim=6, seed=0):
 @pytest.mark.parametrize("n", [1, BLOCK - 1, BLOCK, 3 * BLOCK + 7])
 def test_counts_sum_to_n_for_any_n(n):
     model, x = _linear()
-    counts = count_predictions(model, Gaussian(), x, torch.full_like(x, 0.5), n, idx=range(5), seed=0,
-                               phase=Phase.ESTIMATE, batch_size=64)
+    counts = count_predictions(
+        model,
+        Gaussian(),
+        x,
+        torch.full_like(x, 0.5),
+        n,
+        idx=range(5),
+        seed=0,
+        phase=Phase.ESTIMATE,
+        batch_size=64,
+    )
     assert counts.dtype == torch.int64 and counts.shape == (5, 2)
     assert (counts.sum(1) == n).all()
 
@@ -112,14 +121,26 @@ def test_stream_is_independent_of_batch_composition_size_and_order():
     model, x = _linear()
     theta = torch.rand(5, 6, generator=torch.Generator().manual_seed(1)) + 0.2
     kw = dict(seed=3, phase=Phase.ESTIMATE)
-    full = count_predictions(model, Gaussian(), x, theta, 1234, idx=[10, 11, 12, 13, 14], batch_size=250, **kw)
+    full = count_predictions(
+        model, Gaussian(), x, theta, 1234, idx=[10, 11, 12, 13, 14], batch_size=250, **kw
+    )
     alone = count_predictions(model, Gaussian(), x[3:4], theta[3:4], 1234, idx=[13], batch_size=17, **kw)
-    reordered = count_predictions(model, Gaussian(), x.flip(0), theta.flip(0), 1234, idx=[14, 13, 12, 11, 10],
-                                  batch_size=1000, **kw)
+    reordered = count_predictions(
+        model, Gaussian(), x.flip(0), theta.flip(0), 1234, idx=[14, 13, 12, 11, 10], batch_size=1000, **kw
+    )
     assert torch.equal(full[3], alone[0])
     assert torch.equal(full, reordered.flip(0))
-    other_seed = count_predictions(model, Gaussian(), x, theta, 1234, idx=[10, 11, 12, 13, 14], batch_size=250,
-                                   seed=4, phase=Phase.ESTIMATE)
+    other_seed = count_predictions(
+        model,
+        Gaussian(),
+        x,
+        theta,
+        1234,
+        idx=[10, 11, 12, 13, 14],
+        batch_size=250,
+        seed=4,
+        phase=Phase.ESTIMATE,
+    )
     assert not torch.equal(full, other_seed)
 
 

@@ -37,7 +37,9 @@ def _cohen_root() -> Path | None:
 
 
 COHEN = _cohen_root()
-needs_cohen = pytest.mark.skipif(COHEN is None, reason="Cohen et al. reference logs not available")  # shipped in tests/data
+needs_cohen = pytest.mark.skipif(
+    COHEN is None, reason="Cohen et al. reference logs not available"
+)  # shipped in tests/data
 
 # (reference table, model folder, noise levels, grid): analyze.py's markdown_table_certified_accuracy calls.
 # Each row is the model trained at noise S and certified at the same sigma S (noise_S/test/sigma_S).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,7 +12,7 @@ from ._common import command_line, user_errors
 Opt = typer.Option
 
 
-def parse_indices(text: Optional[str]) -> Optional[tuple[int, ...]]:
+def parse_indices(text: str | None) -> tuple[int, ...] | None:
     """'3,7,10-12' -> (3, 7, 10, 11, 12)."""
     if text is None:
         return None
@@ -30,15 +30,25 @@ def parse_indices(text: Optional[str]) -> Optional[tuple[int, ...]]:
 
 
 def certify(
-    model: Annotated[str, Opt(help="builtin:digits-gaussian | ARCH:WEIGHTS | WEIGHTS.safetensors (with .json "
-                                   "sidecar) | file.pt2 | TorchScript file | package.module:factory")] =
-        "builtin:digits-gaussian",
-    data: Annotated[str, Opt(help="digits | moons | band | npz:PATH | cifar10:ROOT | imagenet:ROOT")] = "digits",
-    out: Annotated[Path, Opt(help="run directory (created, or resumed when it holds the same run)")] = Path("run"),
-    noise: Annotated[str, Opt(help="gaussian (l2 ellipsoids; sigma = std) | uniform (l1; sigma = half-width)")] =
-        "gaussian",
-    method: Annotated[str, Opt(help="fixed | isotropic (data-dependent sigma) | ancer (anisotropic theta)")] =
-        "fixed",
+    model: Annotated[
+        str,
+        Opt(
+            help="builtin:digits-gaussian | ARCH:WEIGHTS | WEIGHTS.safetensors (with .json "
+            "sidecar) | file.pt2 | TorchScript file | package.module:factory"
+        ),
+    ] = "builtin:digits-gaussian",
+    data: Annotated[
+        str, Opt(help="digits | moons | band | npz:PATH | cifar10:ROOT | imagenet:ROOT")
+    ] = "digits",
+    out: Annotated[Path, Opt(help="run directory (created, or resumed when it holds the same run)")] = Path(
+        "run"
+    ),
+    noise: Annotated[
+        str, Opt(help="gaussian (l2 ellipsoids; sigma = std) | uniform (l1; sigma = half-width)")
+    ] = "gaussian",
+    method: Annotated[
+        str, Opt(help="fixed | isotropic (data-dependent sigma) | ancer (anisotropic theta)")
+    ] = "fixed",
     sigma: Annotated[float, Opt(help="noise scale, or the start of the optimisation")] = 0.25,
     n0: Annotated[int, Opt(help="selection draws")] = 100,
     n: Annotated[int, Opt(help="estimation draws (fresh)")] = 100_000,
@@ -46,9 +56,11 @@ def certify(
     seed: Annotated[int, Opt(help="noise seed; each input's stream depends on (seed, index) only")] = 0,
     split: Annotated[str, Opt(help="test | train")] = "test",
     skip: Annotated[int, Opt(help="certify every SKIP-th input")] = 1,
-    max_count: Annotated[Optional[int], Opt("--max", help="at most this many inputs")] = None,
-    indices: Annotated[Optional[str], Opt(help="explicit indices, e.g. 0,5,10-19")] = None,
-    iso_method: Annotated[str, Opt(help="isotropic optimiser: gradient (public) | search (cheap)")] = "gradient",
+    max_count: Annotated[int | None, Opt("--max", help="at most this many inputs")] = None,
+    indices: Annotated[str | None, Opt(help="explicit indices, e.g. 0,5,10-19")] = None,
+    iso_method: Annotated[
+        str, Opt(help="isotropic optimiser: gradient (public) | search (cheap)")
+    ] = "gradient",
     iso_iterations: Annotated[int, Opt(help="isotropic optimisation steps")] = 900,
     iso_lr: Annotated[float, Opt(help="isotropic learning rate")] = 0.04,
     iso_samples: Annotated[int, Opt(help="noise draws per isotropic step")] = 100,
@@ -56,14 +68,15 @@ def certify(
     ancer_lr: Annotated[float, Opt(help="ANCER learning rate")] = 0.04,
     ancer_samples: Annotated[int, Opt(help="noise draws per ANCER step")] = 100,
     kappa: Annotated[float, Opt(help="ANCER weight of gap * min(theta)")] = 2.0,
-    fallback: Annotated[bool, Opt(help="ancer: also certify the isotropic region (alpha/2 each), keep the "
-                                       "larger")] = True,
+    fallback: Annotated[
+        bool, Opt(help="ancer: also certify the isotropic region (alpha/2 each), keep the larger")
+    ] = True,
     memory: Annotated[bool, Opt(help="memory-based certification (isotropic and ancer)")] = True,
     on_inside: Annotated[str, Opt(help="input inside a foreign region: abstain | adopt")] = "abstain",
     batch_size: Annotated[int, Opt(help="noisy samples per forward pass")] = 1000,
     inputs_per_batch: Annotated[int, Opt(help="inputs certified together (commit granularity)")] = 8,
-    device: Annotated[Optional[str], Opt(help="cpu | cuda | cuda:1 (default: CUDA when present)")] = None,
-    label: Annotated[Optional[str], Opt(help="name of the run in reports")] = None,
+    device: Annotated[str | None, Opt(help="cpu | cuda | cuda:1 (default: CUDA when present)")] = None,
+    label: Annotated[str | None, Opt(help="name of the run in reports")] = None,
     progress: Annotated[bool, Opt(help="show a progress bar")] = True,
 ) -> None:
     """Certify every selected input of DATA; records go to OUT/run.sqlite and OUT/certify.tsv."""
@@ -72,12 +85,34 @@ def certify(
 
     with user_errors():
         config = CertifyConfig(
-            model=model, data=data, split=split, noise=noise, method=method, sigma=sigma, n0=n0, n=n,
-            alpha=alpha, seed=seed, skip=skip, max_count=max_count, indices=parse_indices(indices),
-            iso_method=iso_method, iso_iterations=iso_iterations, iso_lr=iso_lr, iso_samples=iso_samples,
-            ancer_iterations=ancer_iterations, ancer_lr=ancer_lr, ancer_samples=ancer_samples, kappa=kappa,
-            fallback=fallback, memory=memory, on_inside=on_inside, batch_size=batch_size,
-            inputs_per_batch=inputs_per_batch, device=device, label=label,
+            model=model,
+            data=data,
+            split=split,
+            noise=noise,
+            method=method,
+            sigma=sigma,
+            n0=n0,
+            n=n,
+            alpha=alpha,
+            seed=seed,
+            skip=skip,
+            max_count=max_count,
+            indices=parse_indices(indices),
+            iso_method=iso_method,
+            iso_iterations=iso_iterations,
+            iso_lr=iso_lr,
+            iso_samples=iso_samples,
+            ancer_iterations=ancer_iterations,
+            ancer_lr=ancer_lr,
+            ancer_samples=ancer_samples,
+            kappa=kappa,
+            fallback=fallback,
+            memory=memory,
+            on_inside=on_inside,
+            batch_size=batch_size,
+            inputs_per_batch=inputs_per_batch,
+            device=device,
+            label=label,
         )
         run = certify_dataset(config, out, progress=progress, command=command_line())
     typer.echo(run.text())

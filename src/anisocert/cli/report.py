@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ Opt = typer.Option
 
 def report(
     runs: Annotated[list[Path], typer.Argument(help="run directories or TSV files (Cohen or ANCER format)")],
-    out: Annotated[Optional[Path], Opt(help="write report.md, report.tex and the curves here")] = None,
+    out: Annotated[Path | None, Opt(help="write report.md, report.tex and the curves here")] = None,
     grid: Annotated[str, Opt(help="l2-cifar | l2-imagenet | l1 | start:stop:step | a,b,c")] = "l2-cifar",
     latex: Annotated[bool, Opt(help="also print the LaTeX tables")] = False,
     plots: Annotated[bool, Opt(help="draw certified-accuracy curves (with --out)")] = True,
