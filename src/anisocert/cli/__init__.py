@@ -10,6 +10,7 @@ import typer
 
 from ._common import user_errors
 from .certify import certify
+from .experiment import experiment
 from .report import report
 from .train import train
 from .verify import verify
@@ -27,6 +28,7 @@ app.command()(certify)
 app.command()(report)
 app.command()(train)
 app.command()(verify)
+app.command()(experiment)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`anisocert train`: train a base classifier under noise (gaussian or uniform augmentation)."""
+"""`anisocert train`: train a base classifier under noise (gaussian, smoothadv, macer, uniform, stability)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,70 @@ import typer
 from ._common import user_errors
 
 Opt = typer.Option
+_ADV = "SmoothAdv"
+_MACER = "MACER"
 
 
 def train(
-    out: Annotated[Path, Opt(help="checkpoint path: writes OUT.safetensors and the OUT.json sidecar")],
+    out: Annotated[Path, Opt(help="checkpoint stem: writes OUT.safetensors and the OUT.json sidecar")],
     arch: Annotated[
-        str, Opt(help="registered architecture, e.g. digits_cnn, cifar_resnet110")
+        str,
+        Opt(
+            help="registered architecture: digits_cnn, mlp2d, cifar_resnet110, cifar_resnet18, "
+            "wrn40_2, imagenet_resnet50, ..."
+        ),
     ] = "digits_cnn",
     data: Annotated[
         str, Opt(help="digits | moons | band | npz:PATH | cifar10:ROOT | imagenet:ROOT")
     ] = "digits",
-    method: Annotated[str, Opt(help="gaussian | uniform")] = "gaussian",
-    sigma: Annotated[float, Opt(help="training noise: std (gaussian) or half-width (uniform)")] = 0.25,
+    method: Annotated[
+        str, Opt(help="gaussian (Cohen) | smoothadv (Salman) | macer (Zhai) | uniform | stability (Yang; l1)")
+    ] = "gaussian",
+    sigma: Annotated[
+        float, Opt(help="training noise: std (gaussian noise), half-width (uniform noise)")
+    ] = 0.25,
+    sigma_is_std: Annotated[
+        bool,
+        Opt(
+            help="uniform noise: read --sigma as the standard deviation (RS4A's "
+            "convention); the half-width is sqrt(3) * sigma"
+        ),
+    ] = False,
     epochs: Annotated[int, Opt(help="training epochs")] = 30,
-    batch_size: Annotated[int, Opt(help="mini-batch size")] = 64,
-    lr: Annotated[float, Opt(help="SGD learning rate (cosine schedule)")] = 0.05,
-    seed: Annotated[int, Opt(help="seed of initialisation, order and noise")] = 0,
-    device: Annotated[str | None, Opt(help="cpu | cuda")] = None,
+    batch_size: Annotated[int, Opt(help="clean inputs per SGD step")] = 64,
+    lr: Annotated[float, Opt(help="SGD learning rate")] = 0.05,
+    momentum: Annotated[float, Opt(help="SGD momentum")] = 0.9,
+    weight_decay: Annotated[float, Opt(help="SGD weight decay")] = 5e-4,
+    schedule: Annotated[str, Opt(help="cosine | step")] = "cosine",
+    lr_step: Annotated[int, Opt(help="step schedule: epochs between decays")] = 30,
+    lr_gamma: Annotated[float, Opt(help="step schedule: decay factor")] = 0.1,
+    seed: Annotated[int, Opt(help="seed of initialisation, order, augmentation and noise")] = 0,
+    smoothadv_eps: Annotated[float, Opt(help="l2 attack radius (default 64/255)", rich_help_panel=_ADV)] = 64
+    / 255,
+    smoothadv_steps: Annotated[int, Opt(help="PGD steps", rich_help_panel=_ADV)] = 10,
+    smoothadv_samples: Annotated[int, Opt(help="noise draws m per input", rich_help_panel=_ADV)] = 1,
+    smoothadv_warmup: Annotated[
+        int, Opt(help="epochs of linear eps warm-up (1: none)", rich_help_panel=_ADV)
+    ] = 10,
+    macer_gauss_num: Annotated[int, Opt(help="noise draws per input", rich_help_panel=_MACER)] = 16,
+    macer_lambda: Annotated[float, Opt(help="weight of the radius hinge", rich_help_panel=_MACER)] = 12.0,
+    macer_gamma: Annotated[
+        float, Opt(help="hinge threshold on Phi^-1(p1) - Phi^-1(p2)", rich_help_panel=_MACER)
+    ] = 8.0,
+    macer_beta: Annotated[
+        float, Opt(help="inverse temperature of the hinge's softmax", rich_help_panel=_MACER)
+    ] = 16.0,
+    macer_deferred: Annotated[
+        int, Opt(help="first epochs without the hinge (lambda = 0)", rich_help_panel=_MACER)
+    ] = 0,
+    stability_weight: Annotated[float, Opt(help="weight of KL(p(x1) || p(x2)) (stability)")] = 6.0,
+    amp: Annotated[
+        bool, Opt(help="mixed precision (float16 autocast); CUDA only, ignored with a note on CPU")
+    ] = False,
+    device: Annotated[str | None, Opt(help="cpu | cuda | cuda:1 (default: CUDA when present)")] = None,
+    progress: Annotated[bool, Opt(help="progress bar over each epoch (on a terminal)")] = True,
 ) -> None:
-    """Train a model on noisy inputs; resumable from the last finished epoch."""
+    """Train a base model on noisy inputs; rerunning the same command resumes after the last finished epoch."""
     from ..train import TrainConfig, train_model
 
     with user_errors():
@@ -37,11 +82,28 @@ def train(
             data=data,
             method=method,
             sigma=sigma,
+            sigma_is_std=sigma_is_std,
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            schedule=schedule,
+            lr_step=lr_step,
+            lr_gamma=lr_gamma,
             seed=seed,
+            smoothadv_eps=smoothadv_eps,
+            smoothadv_steps=smoothadv_steps,
+            smoothadv_samples=smoothadv_samples,
+            smoothadv_warmup=smoothadv_warmup,
+            macer_gauss_num=macer_gauss_num,
+            macer_lambda=macer_lambda,
+            macer_gamma=macer_gamma,
+            macer_beta=macer_beta,
+            macer_deferred=macer_deferred,
+            stability_weight=stability_weight,
+            amp=amp,
             device=device,
         )
-        path = train_model(config, out)
+        path = train_model(config, out, progress=progress, log=typer.echo)
     typer.echo(f"saved {path} and {path.with_suffix('.json')}")

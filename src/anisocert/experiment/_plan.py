@@ -1,0 +1,303 @@
+"""Steps (train, import, certify, report), the plan of a preset, and running it with skips and resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from ..config import CertifyConfig
+from ..errors import InvalidParameterError, RunStoreError, UnknownNameError
+from ..noise import get_noise
+from ..train import TrainConfig
+from ._estimate import _duration, estimate_plan, format_plan
+from ._presets import get_preset
+
+__all__ = ["Step", "CERTIFY_METHODS", "ExperimentSummary", "parse_overrides", "build_plan", "run_experiment"]
+
+CERTIFY_METHODS = ("fixed", "isotropic", "ancer")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of work. kind: train | import | certify | report. output: what it writes (its presence,
+    with a matching configuration, marks the step as done)."""
+
+    kind: str
+    name: str
+    output: Path
+    arch: str = ""
+    train: TrainConfig | None = None
+    pretrained: str | None = None
+    certify: CertifyConfig | None = None
+    runs: tuple[Path, ...] = ()
+    grid: str = ""
+
+    def done(self) -> bool:
+        if self.kind == "train":
+            from ..train._loop import paths
+
+            weights, sidecar, _ = paths(self.output)
+            if not (weights.is_file() and sidecar.is_file()):
+                return False
+            recorded = json.loads(sidecar.read_text()).get("training")
+            if recorded != json.loads(json.dumps(self.train.result_dict())):
+                raise RunStoreError(
+                    f"{weights} was trained with another configuration; delete it (and "
+                    f"{sidecar.name}) to train this one, or choose another --out"
+                )
+            return True
+        if self.kind == "import":
+            return (
+                self.output.is_file() and json.loads(self.output.read_text()).get("spec") == self.pretrained
+            )
+        if self.kind == "certify":
+            marker = self.output / "experiment-step.json"
+            return (
+                marker.is_file()
+                and json.loads(marker.read_text()).get("config_hash") == self.certify.result_hash()
+            )
+        report = self.output / "report.md"
+        tsvs = [r / "certify.tsv" for r in self.runs]
+        return report.is_file() and all(
+            t.is_file() and t.stat().st_mtime <= report.stat().st_mtime for t in tsvs
+        )
+
+    def run(self, *, progress: bool, log: Callable[[str], None], command: str) -> None:
+        if self.kind == "train":
+            from ..train import train_model
+
+            train_model(self.train, self.output, progress=progress, log=log)
+        elif self.kind == "import":
+            from ..models import load_model
+
+            loaded = load_model(self.pretrained)
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            self.output.write_text(
+                json.dumps(
+                    {
+                        "spec": self.pretrained,
+                        "description": loaded.description,
+                        "sha256": loaded.sha256,
+                        "num_classes": loaded.num_classes,
+                    },
+                    indent=2,
+                )
+            )
+        elif self.kind == "certify":
+            from ..api import certify_dataset
+
+            summary = certify_dataset(self.certify, self.output, progress=progress, command=command)
+            log(summary.text())
+            marker = {"config_hash": self.certify.result_hash(), "step": self.name}
+            (self.output / "experiment-step.json").write_text(json.dumps(marker, indent=2) + "\n")
+        else:
+            from ..report import load_results, write_report
+
+            results = [load_results(r) for r in self.runs]
+            write_report(results, self.output, grid=self.grid)
+
+
+def parse_overrides(items: Sequence[str] | dict | None) -> tuple[dict, dict]:
+    """'train.FIELD=VALUE' / 'certify.FIELD=VALUE' items (or a {'train.FIELD': value} dict) ->
+    (train overrides, certify overrides). Values are read as JSON (1, 0.5, true, null), else as text."""
+    if not items:
+        return {}, {}
+    pairs = list(items.items()) if isinstance(items, dict) else [_split_item(i) for i in items]
+    allowed = {
+        # what names a base model or a run (its method, noise, sigma, data, model) is fixed by the preset
+        "train": {f.name for f in fields(TrainConfig)} - {"method", "sigma", "sigma_is_std", "data"},
+        "certify": {f.name for f in fields(CertifyConfig)}
+        - {"model", "method", "noise", "sigma", "data", "model_sha256"},
+    }
+    out: dict[str, dict] = {"train": {}, "certify": {}}
+    for key, value in pairs:
+        group, _, name = key.partition(".")
+        if group not in allowed or name not in allowed[group]:
+            choices = ", ".join(f"{g}.{n}" for g in allowed for n in sorted(allowed[g]))
+            raise UnknownNameError(f"override {key!r} is unknown; use one of: {choices}")
+        out[group][name] = value
+    return out["train"], out["certify"]
+
+
+def _split_item(item: str) -> tuple[str, object]:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise InvalidParameterError(f"override {item!r} must look like train.epochs=1 or certify.n=1000")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    return key.strip(), tuple(value) if isinstance(value, list) else value
+
+
+def build_plan(
+    preset: str,
+    out,
+    *,
+    data_root=None,
+    sigmas: Sequence[float] | None = None,
+    pretrained: dict[str, str] | None = None,
+    overrides=None,
+    device: str | None = None,
+) -> list[Step]:
+    """The preset's steps under OUT: per base model, train (or import) then certify x 3; then the reports.
+
+    sigmas keeps only the base models of these nominal sigmas; pretrained maps a base model's NAME
+    (e.g. gaussian-0.25) to a load_model spec to use instead of training it.
+    """
+    p = get_preset(preset)
+    out = Path(out)
+    data = p.data_spec(data_root)
+    train_over, certify_over = parse_overrides(overrides)
+    pretrained = dict(pretrained or {})
+    names = {name for name, _, _ in p.models}
+    unknown = sorted(set(pretrained) - names)
+    if unknown:
+        raise UnknownNameError(
+            f"--pretrained names {', '.join(unknown)} are not models of {preset}; "
+            f"its models are: {', '.join(sorted(names))}"
+        )
+    chosen = [m for m in p.models if sigmas is None or any(math.isclose(m[1], s) for s in sigmas)]
+    if not chosen:
+        raise InvalidParameterError(
+            f"no model of {preset} has sigma in {list(sigmas)}; its sigmas are "
+            f"{sorted({m[1] for m in p.models})}"
+        )
+    steps: list[Step] = []
+    groups: dict[tuple[str, float], list[Path]] = {}
+    for name, sigma, options in chosen:
+        train = replace(TrainConfig(data=data, device=device, **options), **train_over)
+        if name in pretrained:
+            steps.append(
+                Step(
+                    "import",
+                    name,
+                    out / "models" / f"{name}.import.json",
+                    arch=train.arch,
+                    pretrained=pretrained[name],
+                )
+            )
+            model = pretrained[name]
+        else:
+            stem = out / "models" / name
+            steps.append(Step("train", name, stem, arch=train.arch, train=train))
+            model = str(stem) + ".safetensors"
+        for method in CERTIFY_METHODS:
+            certify = CertifyConfig(
+                model=model,
+                data=data,
+                noise=train.noise,
+                method=method,
+                sigma=train.theta,
+                label=f"{name} {method}",
+                device=device,
+                **p.certify,
+            )
+            certify = replace(certify, **certify_over)
+            run_dir = out / "runs" / name / method
+            steps.append(Step("certify", f"{name}/{method}", run_dir, arch=train.arch, certify=certify))
+            groups.setdefault((get_noise(train.noise).norm, sigma), []).append(run_dir)
+    for (norm, sigma), runs in groups.items():
+        grid = "l1" if norm == "l1" else p.grid
+        steps.append(
+            Step(
+                "report",
+                f"{norm} sigma={sigma:g}",
+                out / "report" / f"{norm}-sigma-{sigma:g}",
+                runs=tuple(runs),
+                grid=grid,
+            )
+        )
+    return steps
+
+
+@dataclass
+class ExperimentSummary:
+    steps: list[Step]
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    listing: str = ""
+
+
+def run_experiment(
+    preset: str,
+    out,
+    *,
+    data_root=None,
+    dry_run: bool = False,
+    sigmas=None,
+    pretrained=None,
+    overrides=None,
+    device: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    throughput: dict[str, float] | None = None,
+    command: str = "",
+) -> ExperimentSummary:
+    """Build the preset's plan under OUT and run the steps that are not done (or only list them with
+    their estimated cost when dry_run). Returns what ran and what was skipped."""
+    from ..train import resolve_device
+
+    steps = build_plan(
+        preset,
+        out,
+        data_root=data_root,
+        sigmas=sigmas,
+        pretrained=pretrained,
+        overrides=overrides,
+        device=device,
+    )
+    summary = ExperimentSummary(steps)
+    if dry_run:
+        rates = dict(throughput or {})
+        estimates = estimate_plan(steps, device=device, throughput=rates)
+        summary.listing = format_plan(estimates, device=_describe(resolve_device(device)), throughput=rates)
+        log(summary.listing)
+        return summary
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan.json").write_text(json.dumps(_plan_json(preset, steps), indent=2, default=str) + "\n")
+    for i, step in enumerate(steps, 1):
+        head = f"[{i}/{len(steps)}] {step.kind} {step.name}"
+        if step.done():
+            summary.skipped.append(step.name)
+            log(f"{head}: done already, skipped")
+            continue
+        t0 = time.perf_counter()
+        log(f"{head} ...")
+        step.run(progress=progress, log=log, command=command)
+        summary.ran.append(step.name)
+        log(f"{head}: finished in {_duration(time.perf_counter() - t0)}")
+    reports = [s.output / "report.md" for s in steps if s.kind == "report"]
+    log("reports: " + ", ".join(str(r) for r in reports))
+    return summary
+
+
+def _describe(device) -> str:
+    if device.type == "cuda":
+        import torch
+
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    import os
+
+    return f"cpu ({os.cpu_count()} cores)"
+
+
+def _plan_json(preset: str, steps: Sequence[Step]) -> dict:
+    rows = []
+    for s in steps:
+        row: dict = {"kind": s.kind, "name": s.name, "output": str(s.output)}
+        if s.train is not None:
+            row["train"] = s.train.to_dict()
+        if s.certify is not None:
+            row["certify"] = s.certify.result_dict()
+        if s.pretrained:
+            row["pretrained"] = s.pretrained
+        if s.runs:
+            row["runs"] = [str(r) for r in s.runs]
+        rows.append(row)
+    return {"preset": preset, "steps": rows}

@@ -1,0 +1,368 @@
+"""The training loop: SGD with a cosine or step schedule, seeded per epoch, resumable after every epoch.
+
+Every source of randomness in epoch e (the order of the training inputs, the noise draws, the global
+torch RNG used by dropout or augmentation) is seeded from (seed, e) at the start of the epoch, so a run
+stopped after k epochs and resumed gives the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import RunStoreError
+from ..noise import get_noise
+from ._config import TrainConfig
+from .objectives import OBJECTIVES, Step
+
+__all__ = [
+    "train_model",
+    "noisy_accuracy",
+    "heldout_accuracy",
+    "reproduce_command",
+    "resolve_device",
+    "paths",
+]
+
+_STATE_VERSION = 1
+
+
+def resolve_device(requested: str | None) -> torch.device:
+    """The requested device, else CUDA when present, else the CPU."""
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def paths(out) -> tuple[Path, Path, Path]:
+    """(weights, sidecar, resume state) for OUT: OUT.safetensors, OUT.json, OUT.state.pt.
+
+    OUT may end in .safetensors; other dots are kept (``digits_gaussian_0.25`` is a stem, not a suffix).
+    """
+    from ..checkpoint import checkpoint_paths
+
+    weights, sidecar = checkpoint_paths(out)
+    return weights, sidecar, weights.with_name(weights.name[: -len(".safetensors")] + ".state.pt")
+
+
+def train_model(
+    config: TrainConfig,
+    out,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """Train config.arch on config.data with config.method; writes OUT.safetensors and the OUT.json sidecar.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run; its result fields decide the weights.
+    out : str or Path
+        Checkpoint stem (``runs/m`` writes ``runs/m.safetensors`` and ``runs/m.json``).
+    progress : bool
+        Show a progress bar over each epoch's batches and print one line per epoch.
+    log : callable, optional
+        Where the per-epoch lines go (default: print when progress is on).
+    stop_after : int, optional
+        Stop after this many epochs in total, keeping the resume state (for tests and time-boxed jobs);
+        returns the state path then.
+
+    Returns the weights path. Resumable: after each epoch the state goes to OUT.state.pt (tensors only,
+    written atomically) and is picked up by the next call with the same config; a finished checkpoint
+    whose sidecar records the same config is returned without training.
+    """
+    from ..checkpoint import save_checkpoint
+    from ..data import load_data
+    from ..models import create_model
+
+    log = log or (print if progress else (lambda text: None))
+    weights, sidecar, state_path = paths(out)
+    if weights.is_file() and _finished(sidecar, config):
+        log(f"{weights} already holds this training run; delete it to train again")
+        return weights
+    device = resolve_device(config.device)
+    amp = _amp_enabled(config.amp, device, log)
+    train, test = load_data(config.data, "train"), load_data(config.data, "test")
+    torch.manual_seed(config.seed)
+    model = create_model(config.arch, num_classes=train.num_classes).to(device)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    sched = _scheduler(opt, config)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    start = _resume(state_path, config, model, opt, sched, scaler, device)
+    if start:
+        log(f"resuming {weights.name} after epoch {start}/{config.epochs}")
+    objective = OBJECTIVES[config.method]
+    generator = torch.Generator(device=device)
+    last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    t0 = time.perf_counter()
+    for epoch in range(start, last):
+        loss = _epoch(
+            model, opt, scaler, train, objective.loss, config, epoch, generator, device, amp, progress
+        )
+        sched.step()
+        _save_state(state_path, config, model, opt, sched, scaler, epoch + 1)
+        log(
+            f"epoch {epoch + 1}/{config.epochs}  {config.method} loss {loss:.4f}  "
+            f"lr {opt.param_groups[0]['lr']:.4g}  ({time.perf_counter() - t0:.0f} s)"
+        )
+    if last < config.epochs:
+        return state_path
+    model.eval()
+    clean = heldout_accuracy(model, test, device, batch_size=config.eval_batch_size)
+    noisy = noisy_accuracy(
+        model, test, objective.noise, config.theta, device, batch_size=config.eval_batch_size
+    )
+    log(f"held-out ({len(test)} inputs): clean accuracy {clean:.4f}, under training noise {noisy:.4f}")
+    path = save_checkpoint(
+        weights,
+        model,
+        arch=config.arch,
+        num_classes=train.num_classes,
+        meta={
+            **sidecar_meta(config, weights, clean=clean, noisy=noisy, count=len(test)),
+            "device": str(device),
+            "amp_used": amp,
+        },
+    )
+    state_path.unlink(missing_ok=True)
+    return path
+
+
+def sidecar_meta(config: TrainConfig, out, *, clean: float, noisy: float, count: int) -> dict:
+    """What a trained checkpoint records besides arch, classes, normalisation and code version."""
+    objective = OBJECTIVES[config.method]
+    return {
+        "method": config.method,
+        "reference": objective.reference,
+        "hyper_parameters": config.hyperparameters(),
+        "noise": objective.noise,
+        "sigma": config.theta,  # in the theta convention of the noise (std or half-width)
+        "sigma_given": config.sigma,
+        "sigma_is_std": config.sigma_is_std,
+        "theta_note": config.theta_convention,
+        "data": config.data,
+        "epochs": config.epochs,
+        "held_out_accuracy": clean,
+        "held_out_noisy_accuracy": noisy,
+        "held_out_split": "test",
+        "held_out_count": count,
+        "training": config.result_dict(),
+        "command": reproduce_command(config, out),
+    }
+
+
+# -- one epoch --------------------------------------------------------------------------------------
+
+
+def _epoch(
+    model, opt, scaler, train, loss_fn, config: TrainConfig, epoch: int, generator, device, amp, progress
+) -> float:
+    """One pass over the training inputs in a (seed, epoch)-determined order; returns the mean loss."""
+    torch.manual_seed(_epoch_seed(config.seed, epoch))
+    generator.manual_seed(_epoch_seed(config.seed, epoch) + 1)
+    order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
+    batches = math.ceil(len(order) / config.batch_size)
+    step = Step(theta=config.theta, generator=generator, epoch=epoch, config=config)
+    model.train()
+    total = torch.zeros((), device=device)
+    with _Bar(progress, batches, f"epoch {epoch + 1}/{config.epochs}") as advance:
+        for b in range(batches):
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            x = train.get(idx).to(device, torch.float32)  # train splits of image sets are augmented here
+            y = torch.as_tensor(np.asarray(train.labels)[idx], device=device, dtype=torch.long)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                loss = loss_fn(model, x, y, step)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            total += loss.detach().float() * len(idx)  # summed on the device: no sync per step
+            advance()
+    return float(total) / len(order)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7_919 + 12_345) % (2**63 - 1)
+
+
+def _scheduler(opt, config: TrainConfig):
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+    return torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
+
+
+def _amp_enabled(amp: bool, device: torch.device, log) -> bool:
+    if amp and device.type != "cuda":
+        log(f"note: --amp has no effect on {device.type}; training in float32")
+        return False
+    return amp
+
+
+# -- resume -----------------------------------------------------------------------------------------
+
+
+def _config_text(config: TrainConfig) -> str:
+    return json.dumps(config.result_dict(), sort_keys=True)
+
+
+def _finished(sidecar: Path, config: TrainConfig) -> bool:
+    if not sidecar.is_file():
+        return False
+    try:
+        recorded = json.loads(sidecar.read_text()).get("training")
+    except ValueError:
+        return False
+    return isinstance(recorded, dict) and json.dumps(recorded, sort_keys=True) == _config_text(config)
+
+
+def _resume(state_path: Path, config: TrainConfig, model, opt, sched, scaler, device) -> int:
+    """Load OUT.state.pt when it belongs to this config; returns the number of finished epochs."""
+    if not state_path.is_file():
+        return 0
+    try:
+        state = torch.load(state_path, weights_only=True, map_location=device)
+    except Exception as err:
+        raise RunStoreError(
+            f"resume state {state_path} is unreadable ({type(err).__name__}); delete it to start again"
+        ) from None
+    if state.get("config") != _config_text(config):
+        raise RunStoreError(
+            f"{state_path} holds an unfinished run with another configuration; delete it to "
+            "start this one, or rerun the original command to finish it"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return int(state["epoch"])
+
+
+def _save_state(state_path: Path, config: TrainConfig, model, opt, sched, scaler, epoch: int) -> None:
+    state = {
+        "version": _STATE_VERSION,
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+        "epoch": epoch,
+        "config": _config_text(config),
+    }
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = state_path.with_name(state_path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, state_path)
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def heldout_accuracy(model, dataset, device, *, batch_size: int = 500) -> float:
+    """Clean accuracy of the base model on every input of `dataset`, in batches."""
+    labels = np.asarray(dataset.labels)
+    hits = 0
+    for start in range(0, len(labels), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(labels)))
+        x = dataset.get(idx).to(device, torch.float32)
+        hits += int((model(x).argmax(1).cpu().numpy() == labels[idx]).sum())
+    return hits / len(labels)
+
+
+@torch.inference_mode()
+def noisy_accuracy(
+    model,
+    dataset,
+    noise_name: str,
+    sigma: float,
+    device,
+    draws: int = 4,
+    *,
+    batch_size: int = 500,
+    seed: int = 0,
+) -> float:
+    """Accuracy of the base model on noisy held-out inputs, `draws` draws each (a training check, not a
+    certificate). sigma is the noise's theta: std (gaussian) or half-width (uniform)."""
+    noise = get_noise(noise_name)
+    device = torch.device(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    labels = np.asarray(dataset.labels)
+    hits = 0
+    for start in range(0, len(labels), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(labels)))
+        x = dataset.get(idx).to(device, torch.float32)
+        y = torch.as_tensor(labels[idx], device=device)
+        for _ in range(draws):
+            hits += int((model(noise.sample(x, float(sigma), generator)).argmax(1) == y).sum())
+    return hits / (draws * len(labels))
+
+
+def reproduce_command(config: TrainConfig, out) -> str:
+    """The `anisocert train` command line that reproduces this run (options that differ from the defaults,
+    plus the ones that name the run)."""
+    from dataclasses import fields
+
+    always = {"arch", "data", "method", "sigma", "epochs", "seed"}
+    parts = ["anisocert", "train"]
+    for f in fields(TrainConfig):
+        value = getattr(config, f.name)
+        if f.name in ("device", "eval_batch_size") or (f.name not in always and value == f.default):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        else:
+            parts += [flag, repr(value) if isinstance(value, float) else str(value)]
+    weights = str(out)
+    return " ".join(
+        [*parts, "--out", weights[: -len(".safetensors")] if weights.endswith(".safetensors") else weights]
+    )
+
+
+# -- progress ---------------------------------------------------------------------------------------
+
+
+class _Bar:
+    """A transient rich progress bar over an epoch's batches, on stderr when it is a terminal; else silent."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.total, self.label = total, label
+        self.console = None
+        if enabled:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+            self.console = console if console.is_terminal else None
+
+    def __enter__(self):
+        if self.console is None:
+            return lambda: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn(self.label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._progress.start()
+        task = self._progress.add_task(self.label, total=self.total)
+        return lambda: self._progress.advance(task)
+
+    def __exit__(self, *exc):
+        if self.console is not None:
+            self._progress.stop()
+        return False

@@ -1,0 +1,422 @@
+"""Training objectives and loop: losses fall, SmoothAdv's attack ascends, MACER by hand, resume, floors.
+
+Small and seeded: a 2-D toy problem for the objectives, the embedded digits data for the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import softmax
+from scipy.stats import norm
+from torch import nn
+
+from anisocert.errors import InvalidParameterError, RunStoreError, UnknownNameError
+from anisocert.train import OBJECTIVES, Step, TrainConfig, reproduce_command
+from anisocert.train.objectives import (
+    MACER_CLAMP,
+    macer_loss,
+    macer_terms,
+    smoothadv_attack,
+    smoothadv_eps,
+    smoothed_log_probs,
+)
+
+# -- a 2-D toy problem --------------------------------------------------------------------------------
+
+
+def _blobs(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two separable clusters in [0, 1]^2 (centres 0.3 and 0.7 on the diagonal)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    centre = 0.3 + 0.4 * y.float()
+    x = (centre[:, None] + 0.05 * torch.randn(n, 2, generator=g)).clamp(0, 1)
+    return x, y
+
+
+def _mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2))
+
+
+def _fit(model, x, y, config: TrainConfig, steps: int) -> None:
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    for i in range(steps):
+        loss = OBJECTIVES[config.method].loss(model, x, y, _step(config, seed=1000 + i))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def _step(config: TrainConfig, seed: int = 1, epoch: int = 0) -> Step:
+    return Step(theta=config.theta, generator=torch.Generator().manual_seed(seed), epoch=epoch, config=config)
+
+
+CONFIGS = {
+    "gaussian": TrainConfig(method="gaussian", sigma=0.12),
+    "uniform": TrainConfig(method="uniform", sigma=0.2),
+    "smoothadv": TrainConfig(
+        method="smoothadv",
+        sigma=0.12,
+        smoothadv_eps=0.1,
+        smoothadv_steps=2,
+        smoothadv_samples=2,
+        smoothadv_warmup=1,
+    ),
+    # gamma 3: the paper's gamma 8 lies above the largest xi the clamp allows (Phi^-1(0.98) * 2 = 4.11), so
+    # its hinge never switches off and the loss has a floor of lambda * sigma/2 * (8 - 4.11)
+    "macer": TrainConfig(method="macer", sigma=0.2, macer_gauss_num=16, macer_gamma=3.0),
+    "stability": TrainConfig(method="stability", sigma=0.1),
+}
+
+
+def test_every_method_has_a_config_under_test():
+    assert set(CONFIGS) == set(OBJECTIVES)
+
+
+@pytest.mark.parametrize("method", sorted(OBJECTIVES))
+def test_loss_decreases_over_a_few_steps(method):
+    """40 full-batch SGD steps cut each objective (evaluated on the same noise draws) by at least 30%.
+
+    MACER starts from a model trained with Gaussian augmentation: its hinge applies only to correctly
+    classified inputs, so from a random start the loss rises while inputs become correct."""
+    config = CONFIGS[method]
+    loss_fn = OBJECTIVES[method].loss
+    x, y = _blobs()
+    model = _mlp()
+    if method == "macer":
+        _fit(model, x, y, TrainConfig(method="gaussian", sigma=config.sigma), steps=30)
+    before = float(loss_fn(model, x, y, _step(config, seed=99)).detach())
+    opt = torch.optim.SGD(model.parameters(), lr=0.05 if method == "macer" else 0.1, momentum=0.9)
+    for i in range(40):
+        loss = loss_fn(model, x, y, _step(config, seed=i))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = float(loss_fn(model, x, y, _step(config, seed=99)).detach())
+    assert math.isfinite(before) and after < 0.7 * before, (method, before, after)
+
+
+def _smoothed_ce(model, x, y, draws):
+    with torch.no_grad():
+        B, m = draws.shape[:2]
+        logits = model((x.unsqueeze(1) + draws).flatten(0, 1)).view(B, m, -1)
+        return torch.nn.functional.nll_loss(smoothed_log_probs(logits), y, reduction="none")
+
+
+def test_smoothadv_attack_increases_the_smoothed_loss_within_the_ball():
+    x, y = _blobs(32)
+    model = _mlp()
+    _fit(model, x, y, CONFIGS["gaussian"], steps=30)  # a reasonable classifier, so the attack has work to do
+    model.zero_grad(set_to_none=True)
+    draws = 0.12 * torch.randn(32, 4, 2, generator=torch.Generator().manual_seed(5))
+    eps = 0.15
+    x_adv = smoothadv_attack(model, x, y, draws, eps=eps, steps=4)
+    clean, attacked = _smoothed_ce(model, x, y, draws), _smoothed_ce(model, x_adv, y, draws)
+    assert (attacked > clean).all(), (clean, attacked)
+    assert float(attacked.mean()) > 1.5 * float(clean.mean())
+    assert float((x_adv - x).norm(dim=1).max()) <= eps * (1 + 1e-5)
+    assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+    assert all(p.grad is None for p in model.parameters())  # the attack leaves the model's gradients alone
+
+
+def test_smoothadv_eps_warms_up_linearly():
+    c = TrainConfig(method="smoothadv", smoothadv_eps=0.5, smoothadv_warmup=4)
+    assert [smoothadv_eps(c, e) for e in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
+    assert smoothadv_eps(TrainConfig(method="smoothadv", smoothadv_warmup=1), 0) == pytest.approx(64 / 255)
+
+
+def _macer_by_hand(logits: np.ndarray, y: np.ndarray, *, sigma, lbd, gamma, beta) -> float:
+    """MACER's loss (Zhai et al. 2020, eq. for l_C + lambda l_R), written out with numpy and scipy."""
+    total = 0.0
+    lo, hi = MACER_CLAMP
+    for b in range(len(y)):
+        p = softmax(logits[b], axis=1).mean(axis=0)
+        loss = -np.log(p[y[b]])
+        q = softmax(beta * logits[b], axis=1).mean(axis=0)
+        order = np.argsort(-q)
+        p1, p2 = min(max(q[order[0]], lo), hi), min(max(q[order[1]], lo), hi)
+        xi = norm.ppf(p1) - norm.ppf(p2)
+        if order[0] == y[b] and 0 < xi <= gamma:
+            loss += lbd * sigma / 2 * max(gamma - xi, 0.0)
+        total += loss
+    return total / len(y)
+
+
+def test_macer_loss_equals_the_hand_computed_value_on_two_classes():
+    """A linear 2-class model in float64, 4 inputs: xi = 4.11 (p1 clamped to 0.98, beyond gamma = 2),
+    1.54 and 0.50 (hinge active), and one misclassified. The draws are reproduced from the same seed."""
+    w = np.array([[2.0, -1.0], [-1.5, 1.0]])
+    bias = np.array([0.1, -0.2])
+    model = nn.Linear(2, 2).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.from_numpy(w))
+        model.bias.copy_(torch.from_numpy(bias))
+    x = torch.tensor([[0.9, 0.1], [0.45, 0.5], [0.2, 0.9], [0.6, 0.4]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1])
+    sigma, m, gamma, beta, lbd = 0.25, 6, 2.0, 2.0, 12.0
+    config = TrainConfig(
+        method="macer", sigma=sigma, macer_gauss_num=m, macer_gamma=gamma, macer_beta=beta, macer_lambda=lbd
+    )
+    ours = float(macer_loss(model, x, y, _step(config, seed=7)).detach())
+    # the same draws: x repeated m times per input, plus sigma * N(0, 1) from the same generator
+    u = torch.randn((4 * m, 2), generator=torch.Generator().manual_seed(7), dtype=torch.float64).numpy()
+    noisy = np.repeat(x.numpy(), m, axis=0) + sigma * u
+    logits = (noisy @ w.T + bias).reshape(4, m, 2)
+    expected = _macer_by_hand(logits, y.numpy(), sigma=sigma, lbd=lbd, gamma=gamma, beta=beta)
+    assert ours == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    # the example exercises every branch: active hinge, clamp, misclassified and beyond-gamma inputs
+    ce, robust = macer_terms(torch.from_numpy(logits), y, sigma=sigma, gamma=gamma, beta=beta)
+    assert (robust > 0).tolist() == [False, True, True, False]
+
+
+def test_macer_terms_defaults_are_the_papers():
+    c = TrainConfig(method="macer")
+    assert (c.macer_gauss_num, c.macer_lambda, c.macer_gamma, c.macer_beta) == (16, 12.0, 8.0, 16.0)
+    assert MACER_CLAMP == (0.02, 0.98)
+
+
+def test_stability_loss_is_cross_entropy_plus_six_kl():
+    """With a model that ignores its input the two copies agree: the KL term is 0 and the loss is the CE."""
+    c = CONFIGS["stability"]
+    assert c.stability_weight == 6.0
+
+    class Constant(nn.Module):
+        def forward(self, x):
+            return torch.tensor([[0.3, -0.2]]).expand(x.shape[0], 2)
+
+    x, y = _blobs(8)
+    loss = float(OBJECTIVES["stability"].loss(Constant(), x, y, _step(c)))
+    p = softmax(np.array([0.3, -0.2]))
+    assert loss == pytest.approx(float(np.mean(-np.log(p[y.numpy()]))), rel=1e-6)
+    # a model that reads its input: the KL term is positive
+    model = _mlp()
+    step = _step(c)
+    with_kl = float(OBJECTIVES["stability"].loss(model, x, y, step).detach())
+    no_kl_config = TrainConfig(method="stability", sigma=0.1, stability_weight=0.0)
+    same_draws = step._replace(config=no_kl_config, generator=torch.Generator().manual_seed(1))
+    no_kl = float(OBJECTIVES["stability"].loss(model, x, y, same_draws).detach())
+    assert with_kl > no_kl
+
+
+# -- configuration --------------------------------------------------------------------------------------
+
+
+def test_sigma_is_std_converts_uniform_sigma_to_half_width():
+    c = TrainConfig(method="uniform", sigma=0.5, sigma_is_std=True)
+    assert c.theta == pytest.approx(math.sqrt(3) * 0.5)
+    assert TrainConfig(method="uniform", sigma=0.5).theta == 0.5
+    assert "sqrt(3)" in c.theta_convention
+    with pytest.raises(InvalidParameterError, match="sigma_is_std"):
+        TrainConfig(method="gaussian", sigma_is_std=True)
+
+
+def test_config_refuses_bad_values_in_one_line():
+    with pytest.raises(UnknownNameError, match="method='adv'"):
+        TrainConfig(method="adv")
+    with pytest.raises(UnknownNameError, match="schedule"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(InvalidParameterError, match="sigma=-1"):
+        TrainConfig(sigma=-1.0)
+    with pytest.raises(InvalidParameterError, match="epochs=2.5"):
+        TrainConfig(epochs=2.5)
+    with pytest.raises(InvalidParameterError, match="macer-gauss-num=1"):
+        TrainConfig(method="macer", macer_gauss_num=1)
+
+
+def test_reproduce_command_names_every_non_default_option():
+    c = TrainConfig(method="smoothadv", sigma=0.5, smoothadv_steps=2, amp=True, schedule="step")
+    text = reproduce_command(c, "runs/m_0.5.safetensors")
+    assert "--smoothadv-steps 2" in text and "--amp" in text and "--schedule step" in text
+    assert text.endswith("--out runs/m_0.5") and "--device" not in text
+
+
+# -- the loop: resume, sidecar, floors on digits ----------------------------------------------------------
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_resume_after_k_epochs_gives_the_same_weights_as_one_run(tmp_path):
+    """smoothadv (its eps warm-up depends on the epoch) on moons: stop after 1 of 3 epochs, resume."""
+    from anisocert.train import train_model
+
+    config = TrainConfig(
+        arch="mlp2d",
+        data="moons",
+        method="smoothadv",
+        sigma=0.25,
+        epochs=3,
+        batch_size=100,
+        smoothadv_eps=0.25,
+        smoothadv_steps=2,
+        smoothadv_samples=2,
+        smoothadv_warmup=3,
+        seed=3,
+    )
+    whole = train_model(config, tmp_path / "whole", progress=False)
+    state = train_model(config, tmp_path / "parts", progress=False, stop_after=1)
+    assert state.name == "parts.state.pt" and state.is_file()
+    lines = []
+    parts = train_model(config, tmp_path / "parts", progress=False, log=lines.append)
+    assert any("resuming parts.safetensors after epoch 1/3" in line for line in lines)
+    a, b = _weights(whole), _weights(parts)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not state.exists()
+    # a different seed trains different weights (the comparison above can fail)
+    other = train_model(TrainConfig(**{**config.to_dict(), "seed": 4}), tmp_path / "other", progress=False)
+    assert not all(torch.equal(a[k], _weights(other)[k]) for k in a)
+    # a second call with the same config returns the finished checkpoint without training
+    lines.clear()
+    assert train_model(config, tmp_path / "whole", progress=False, log=lines.append) == whole
+    assert "already holds this training run" in lines[0]
+
+
+def test_resume_refuses_a_state_of_another_configuration(tmp_path):
+    from anisocert.train import train_model
+
+    config = TrainConfig(arch="mlp2d", data="moons", method="gaussian", epochs=2, batch_size=200)
+    train_model(config, tmp_path / "m", progress=False, stop_after=1)
+    with pytest.raises(RunStoreError, match="another configuration"):
+        train_model(TrainConfig(**{**config.to_dict(), "lr": 0.01}), tmp_path / "m", progress=False)
+
+
+def test_sidecar_records_the_training_run(tmp_path):
+    from anisocert.checkpoint import load_checkpoint
+    from anisocert.train import train_model
+
+    config = TrainConfig(
+        arch="mlp2d",
+        data="moons",
+        method="stability",
+        sigma=0.3,
+        sigma_is_std=True,
+        epochs=1,
+        batch_size=200,
+        amp=True,
+    )
+    path = train_model(config, tmp_path / "moons_0.3", progress=False)
+    assert path.name == "moons_0.3.safetensors"  # the dot in the stem is kept
+    model, side = load_checkpoint(path)
+    assert side["arch"] == "mlp2d" and side["num_classes"] == 2 and side["normalisation"] is not None
+    assert side["method"] == "stability" and side["noise"] == "uniform"
+    assert side["theta_convention"] == "half-width" and side["sigma"] == pytest.approx(math.sqrt(3) * 0.3)
+    assert side["sigma_given"] == 0.3 and side["sigma_is_std"] is True and "sqrt(3)" in side["theta_note"]
+    assert side["hyper_parameters"] == {"stability_weight": 6.0}
+    assert side["data"] == "moons" and side["epochs"] == 1 and 0.0 <= side["held_out_accuracy"] <= 1.0
+    assert side["code_version"] and side["command"].startswith("anisocert train --arch mlp2d")
+    assert side["training"] == config.result_dict()
+    assert side["weights_sha256"] and side["amp_used"] is False and side["device"] == "cpu"  # no AMP on CPU
+
+
+# Floors: smoothed certified accuracy at radius 0 on digits test inputs after a few CPU epochs (seed 0).
+# Measured when written: gaussian 0.94 (100 inputs, n = 1000), smoothadv 0.95, uniform 0.90, stability 0.875,
+# macer 0.75 (40 inputs, n = 200); each floor leaves a margin of at least 0.125. MACER's lambda = 12 trades
+# clean accuracy for radius, hence its lower floor; its robustness term starts after 2 epochs (deferred).
+FLOORS = {
+    "gaussian": (dict(sigma=0.25, epochs=4), 0.8),
+    "uniform": (dict(sigma=0.5, epochs=3), 0.75),
+    "stability": (dict(sigma=0.5, epochs=3), 0.75),
+    "smoothadv": (
+        dict(sigma=0.25, epochs=3, smoothadv_eps=0.25, smoothadv_steps=1, smoothadv_warmup=2),
+        0.75,
+    ),
+    "macer": (dict(sigma=0.25, epochs=3, macer_gauss_num=4, macer_deferred=2), 0.6),
+}
+
+
+@pytest.mark.parametrize("method", sorted(FLOORS))
+def test_a_few_epochs_on_digits_reach_the_floor(method, tmp_path):
+    from anisocert.checkpoint import load_checkpoint
+    from anisocert.data import load_data
+    from anisocert.smooth import Smoothed
+    from anisocert.train import train_model
+
+    options, floor = FLOORS[method]
+    config = TrainConfig(arch="digits_cnn", data="digits", method=method, seed=0, **options)
+    model, side = load_checkpoint(train_model(config, tmp_path / method, progress=False))
+    test = load_data("digits", "test")
+    count, n = (100, 1000) if method == "gaussian" else (40, 200)
+    idx = np.linspace(0, len(test) - 1, count).astype(np.int64)
+    cert = Smoothed(model, config.noise, batch_size=10_000).certify(
+        test.get(idx), config.theta, n0=10, n=n, alpha=0.001, seed=0, idx=idx
+    )
+    accuracy = float(np.mean(cert.prediction == test.labels[idx]))  # abstentions count as wrong
+    print(f"{method}: certified accuracy at radius 0 = {accuracy:.3f} (floor {floor})")
+    assert accuracy >= floor, (method, accuracy)
+
+
+def test_cli_train_runs_and_refuses_bad_input_with_exit_2(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from anisocert.cli.train import train
+
+    app = typer.Typer(add_completion=False)
+    app.command()(train)
+    out = tmp_path / "moons_0.25"
+    args = [
+        "--arch",
+        "mlp2d",
+        "--data",
+        "moons",
+        "--method",
+        "uniform",
+        "--sigma",
+        "0.2",
+        "--sigma-is-std",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "100",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "saved" in result.output and (tmp_path / "moons_0.25.json").is_file()
+    assert json.loads((tmp_path / "moons_0.25.json").read_text())["sigma"] == pytest.approx(
+        math.sqrt(3) * 0.2
+    )
+    bad = CliRunner().invoke(app, [*args[:-2], "--method", "smoothadv", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "sigma_is_std" in bad.output
+    bad = CliRunner().invoke(app, ["--out", str(tmp_path / "y"), "--epochs", "1.5"])
+    assert bad.exit_code == 2
+
+
+def test_reproduce_command_parses_back_to_the_same_config():
+    """The recorded command's options are the CLI's: parsing it gives back every result field."""
+    import shlex
+
+    import typer
+
+    from anisocert.cli.train import train
+
+    config = TrainConfig(
+        method="macer",
+        sigma=0.5,
+        epochs=7,
+        lr=0.01,
+        schedule="step",
+        lr_step=3,
+        seed=2,
+        macer_gauss_num=4,
+        macer_deferred=1,
+        macer_lambda=4.0,
+        amp=True,
+        weight_decay=1e-4,
+    )
+    words = shlex.split(reproduce_command(config, "runs/m"))[2:]
+    app = typer.Typer()
+    app.command()(train)
+    params = typer.main.get_command(app).make_context("train", words).params
+    parsed = TrainConfig(**{k: v for k, v in params.items() if k not in ("out", "progress")})
+    assert parsed.result_dict() == config.result_dict() and params["out"].as_posix() == "runs/m"
