@@ -1,3 +1,51 @@
-"""anisocert: certify neural-network classifiers with randomized smoothing, isotropic and anisotropic."""
+"""anisocert: certify neural-network classifiers with randomized smoothing, isotropic and anisotropic.
+
+The public API, one import per step of the pipeline: noise -> certify -> optimise -> memory -> metrics.
+"""
+
+from .api import RunSummary, certify_dataset, verify_run
+from .config import CertifyConfig
+from .data import Dataset, load_data, select_indices
+from .errors import AnisocertError
+from .memory import CertificateMemory, MemoryDecision
+from .metrics import average_certified_radius, certified_accuracy
+from .models import LoadedModel, create_model, list_models, load_model
+from .noise import Gaussian, NoiseFamily, Uniform, get_noise
+from .optimise import OptimiseResult, optimise_sigma, optimise_theta
+from .regions import Region
+from .smooth import ABSTAIN, CertifyResult, Smoothed
+from .verify import VerifyReport, verify_regions
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ABSTAIN",
+    "AnisocertError",
+    "CertificateMemory",
+    "CertifyConfig",
+    "CertifyResult",
+    "Dataset",
+    "Gaussian",
+    "LoadedModel",
+    "MemoryDecision",
+    "NoiseFamily",
+    "OptimiseResult",
+    "Region",
+    "RunSummary",
+    "Smoothed",
+    "Uniform",
+    "VerifyReport",
+    "average_certified_radius",
+    "certified_accuracy",
+    "certify_dataset",
+    "create_model",
+    "get_noise",
+    "list_models",
+    "load_data",
+    "load_model",
+    "optimise_sigma",
+    "optimise_theta",
+    "select_indices",
+    "verify_regions",
+    "__version__",
+]

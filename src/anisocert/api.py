@@ -68,7 +68,8 @@ def certify_dataset(
     from .data import load_data, select_indices
     from .models import load_model
 
-    loaded = model if model is not None else load_model(config.model, device=config.device)
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    loaded = model if model is not None else load_model(config.model, device=device)
     dataset = dataset if dataset is not None else load_data(config.data, config.split)
     device = _device_of(loaded.module, config.device)
     config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
@@ -365,7 +366,7 @@ def verify_run(run_dir, *, dataset=None, raw: bool = True) -> VerifyOutcome:
         before = (
             verify_regions(centers, thetas, raw_gaps, raw_pred, norm) if raw and config.uses_memory else None
         )
-        changed = sum(m.status != "unchanged" for m in memory.values())
+        changed = sum(m.status in ("shrunk", "abstain_inside", "adopted") for m in memory.values())
         return VerifyOutcome(
             Path(run_dir),
             int(np.sum(pred != ABSTAIN)),

@@ -37,6 +37,8 @@ __all__ = [
     "write_report",
 ]
 
+MEMORY_CHANGED = ("shrunk", "abstain_inside", "adopted")  # memory.MemoryDecision.changed
+
 REQUIRED_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
 _INT_COLUMNS = ("idx", "label", "predict", "correct")
 _FLOAT_COLUMNS = ("radius", "radius_proxy", "min_sigma")
@@ -286,7 +288,7 @@ def _side_by_side_row(run: Results) -> list[float]:
     """n, ACR, ACR proxy, fraction changed by memory, median optimisation time, mean certification time."""
     nan = math.nan
     if "memory_status" in run.columns:
-        changed = float(np.mean(run.columns["memory_status"].astype(str) != "unchanged"))
+        changed = float(np.mean(np.isin(run.columns["memory_status"].astype(str), MEMORY_CHANGED)))
     else:
         changed = float(run.meta.get("memory_changed", nan))
     if "opt_time" in run.columns:
@@ -306,7 +308,7 @@ def _side_by_side_row(run: Results) -> list[float]:
 def side_by_side_table(results: Sequence[Results]) -> Table:
     """Per run: n, ACR, ACR proxy, share changed by memory, median optimisation and mean certification time.
 
-    The memory fraction comes from a ``memory_status`` column (share of records != "unchanged"), else
+    The memory fraction comes from a ``memory_status`` column (share of records shrunk, abstained inside a foreign region or adopted), else
     meta["memory_changed"]; the optimisation time from an ``opt_time`` column (median, seconds), else
     meta["opt_time"]; certification time is the mean of the ``time`` column (seconds per input).
     """

@@ -336,7 +336,7 @@ class RunStore:
             "inputs": len(records),
             "abstained": sum(r.predict < 0 for r in records),
             "fallbacks": sum(r.fallback for r in records),
-            "memory_changed": sum(m.status != "unchanged" for m in memory),
+            "memory_changed": sum(m.status in ("shrunk", "abstain_inside", "adopted") for m in memory),
             "memory_processed": len(memory),
         }
 

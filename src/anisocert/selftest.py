@@ -1,0 +1,378 @@
+"""Measured guarantees: anisocert checked against base classifiers whose smoothed probabilities are known.
+
+`run_selftest` (and `anisocert selftest`) measures three groups of checks:
+
+- ``coverage``: the false-certification rate of `Smoothed.certify`. One input is certified T times in one
+  batched call, each copy with its own index, hence its own independent noise stream. A false
+  certification is a non-abstaining certificate whose region is not inside the smoothed classifier's
+  true decision region: a wrong class, or a gap larger than the true gap (the scaled distance from x to
+  the exact decision boundary). The rate must stay below the (1 - FALSE_ALARM) quantile of
+  Binomial(T, alpha) / T, so a correct certifier fails a coverage check with probability below 1e-6.
+- ``tightness``: mean certified gap / true gap at n = 10^4 (and 10^5 in the full run) on easy inputs,
+  with a floor (0.9 at 10^4, 0.95 at 10^5; Clopper-Pearson alone predicts about 0.96 and 0.99).
+- ``geometry``: the exact tests memory relies on (`regions.intersects`, `regions.inside`,
+  `regions.largest_disjoint_scale`, `CertificateMemory`) against the independent solver of
+  `anisocert.verify` and, for l1, an LP of our own solved by `scipy.optimize.linprog`, on random small
+  cases and cases placed 1e-4 from touching. Every disagreement counts; the bound is 0.
+
+Base classifiers: f(z) = 1 iff w.z + b > 0 (two classes). Gaussian noise: P(f(x + e) = 1) =
+Phi((w.x + b) / ||theta * w||_2) and the true gap is |w.x + b| / ||theta * w||_2. Uniform noise with w
+along axis k, f(z) = 1 iff z_k > c: P = clip((x_k - c + theta_k) / (2 theta_k), 0, 1) and the true gap is
+|x_k - c| / theta_k. Both are computed in float64 from the float32 values the model and sampler use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linprog
+from scipy.stats import binom, norm
+
+from . import regions
+from ._checks import check_int
+from .bounds import pA_lower
+from .errors import UnknownNameError
+from .memory import CertificateMemory
+from .noise import get_noise
+from .smooth import ABSTAIN, Smoothed
+from .verify import verify_regions
+
+__all__ = ["CheckResult", "GROUPS", "FALSE_ALARM", "run_selftest", "format_table"]
+
+GROUPS = ("coverage", "tightness", "geometry")
+FALSE_ALARM = 1e-6  # a correct certifier fails one coverage check with probability below this
+_TIE = 1e-8  # |depth - 1| below this: too close to touching for a solver to decide, not counted
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One measured check: passed iff ``measured <= bound`` (op "<=") or ``measured >= bound`` (op ">=")."""
+
+    name: str
+    measured: float
+    bound: float
+    passed: bool
+    detail: str
+    op: str = "<="
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    trials: int  # T independent certifications per coverage case
+    n0: int
+    n: int
+    tight_trials: int
+    tight_ns: tuple[int, ...]
+    pairs: int  # random geometry cases per norm
+    max_dim: int
+    memory_regions: int
+
+
+_QUICK = _Plan(4000, 50, 500, 100, (10_000,), 150, 8, 60)
+_FULL = _Plan(20_000, 100, 1000, 300, (10_000, 100_000), 600, 20, 200)
+_TIGHT_FLOOR = {10_000: 0.9, 100_000: 0.95}
+# coverage cases: (noise, anisotropic theta, smoothed probability of the true class, true class, alpha)
+_COVERAGE = (
+    ("gaussian", False, 0.75, 1, 0.05),
+    ("gaussian", True, 0.7, 0, 0.1),
+    ("uniform", False, 0.75, 1, 0.05),
+    ("uniform", True, 0.7, 0, 0.1),
+    ("gaussian", True, 0.8, 1, 0.001),
+)
+_COVERAGE_FULL_ONLY = (("uniform", True, 0.8, 1, 0.001),)
+
+
+def run_selftest(quick: bool = True, seed: int = 0, *, groups=GROUPS) -> list[CheckResult]:
+    """Run the checks and return one CheckResult per check (none printed).
+
+    Parameters
+    ----------
+    quick : bool, default True
+        The CI-sized run (T = 4,000 trials per coverage case, about 10 s on one core); False for the full
+        run (T = 20,000, tightness also at n = 10^5, more geometry cases; a few minutes).
+    seed : int, default 0
+        Seeds every noise stream and random case; the same seed gives the same figures.
+    groups : sequence of str, default all of GROUPS
+        Which groups to run: "coverage", "tightness", "geometry".
+    """
+    seed = check_int("seed", seed, min_value=0)
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise UnknownNameError(f"selftest groups {unknown} are unknown; choose from {list(GROUPS)}")
+    plan = _QUICK if quick else _FULL
+    results: list[CheckResult] = []
+    if "coverage" in groups:
+        cases = _COVERAGE + (() if quick else _COVERAGE_FULL_ONLY)
+        results += [_timed(_coverage, case, plan, seed, i) for i, case in enumerate(cases)]
+    if "tightness" in groups:
+        for n in plan.tight_ns:
+            results += [_timed(_tightness, noise, n, plan, seed) for noise in ("gaussian", "uniform")]
+    if "geometry" in groups:
+        rng = np.random.default_rng([seed, 7])
+        for norm_name in regions.NORMS:
+            results.append(_timed(_check_intersects, norm_name, plan, rng))
+            results.append(_timed(_check_inside, norm_name, plan, rng))
+            results.append(_timed(_check_scale_down, norm_name, plan, rng))
+            results.append(_timed(_check_memory, norm_name, plan, rng))
+    return results
+
+
+def format_table(results: list[CheckResult]) -> str:
+    """The results as a plain-text table (check, measured, bound, PASS/FAIL), details below each row."""
+    width = max(len(r.name) for r in results) if results else 5
+    lines = [f"{'check':<{width}}  {'measured':>10}  {'bound':>12}  result"]
+    for r in results:
+        lines.append(
+            f"{r.name:<{width}}  {r.measured:>10.4g}  {r.op + ' ' + format(r.bound, '.4g'):>12}  "
+            f"{'PASS' if r.passed else 'FAIL'}"
+        )
+        lines.append(f"    {r.detail}")
+    return "\n".join(lines)
+
+
+def _timed(check, *args) -> CheckResult:
+    start = time.perf_counter()
+    result = check(*args)
+    return CheckResult(**{**result.__dict__, "seconds": time.perf_counter() - start})
+
+
+# ------------------------------------------------------------------------- linear base classifiers
+
+
+class _Linear2(torch.nn.Module):
+    """Two classes, logits (-s, s) with s = w.z + b: f(z) = 1 iff w.z + b > 0."""
+
+    def __init__(self, w: np.ndarray, b: np.float32):
+        super().__init__()
+        self.register_buffer("w", torch.from_numpy(np.asarray(w, dtype=np.float32)))
+        self.register_buffer("b", torch.tensor(float(b), dtype=torch.float32))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        s = z.flatten(1) @ self.w + self.b
+        return torch.stack([-s, s], dim=1)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    model: _Linear2
+    x: torch.Tensor  # (dim,) float32
+    theta: torch.Tensor  # (dim,) float32
+    label: int  # the smoothed classifier's class at x
+    p: float  # its exact smoothed probability at x
+    gap_true: float  # scaled distance from x to the smoothed decision boundary, in theta units
+
+
+def _problem(noise: str, anisotropic: bool, p: float, label: int, rng, dim: int = 8) -> _Problem:
+    """A linear base classifier and an input x at which the smoothed probability of `label` is about p."""
+    theta = (rng.uniform(0.1, 1.0, dim) if anisotropic else np.full(dim, 0.5)).astype(np.float32)
+    x = rng.normal(0.0, 0.5, dim).astype(np.float32)
+    if noise == "gaussian":
+        w = rng.normal(size=dim).astype(np.float32)
+        margin = norm.ppf(p) * np.linalg.norm(theta.astype(np.float64) * w)
+    else:
+        k = int(rng.integers(dim))
+        w = np.zeros(dim, dtype=np.float32)
+        w[k] = 1.0
+        margin = (2.0 * p - 1.0) * float(theta[k])
+    sign = 1.0 if label == 1 else -1.0
+    b = np.float32(sign * margin - float(w.astype(np.float64) @ x.astype(np.float64)))
+    # exact quantities of the float32 numbers the model and the sampler see
+    x64, t64, w64 = (a.astype(np.float64) for a in (x, theta, w))
+    m = float(w64 @ x64) + float(b)
+    if noise == "gaussian":
+        scale = float(np.linalg.norm(t64 * w64))
+        p_label, gap_true = float(norm.cdf(abs(m) / scale)), abs(m) / scale
+    else:
+        t = float(t64[k])
+        p_label, gap_true = min(1.0, (abs(m) + t) / (2.0 * t)), abs(m) / t
+    return _Problem(
+        _Linear2(w, b), torch.from_numpy(x), torch.from_numpy(theta), int(m > 0), p_label, gap_true
+    )
+
+
+def _trials(problem: _Problem, noise: str, T: int, n0: int, n: int, alpha: float, seed: int):
+    """Certify x T times in one batched call; copy i has index i, hence its own noise stream."""
+    smoothed = Smoothed(problem.model, noise, batch_size=20_000, device="cpu")
+    x = problem.x.expand(T, -1)
+    theta = problem.theta.expand(T, -1)
+    return smoothed.certify(x, theta, n0=n0, n=n, alpha=alpha, seed=seed, idx=np.arange(T))
+
+
+def _coverage(case, plan: _Plan, seed: int, number: int) -> CheckResult:
+    noise, anisotropic, p, label, alpha = case
+    problem = _problem(noise, anisotropic, p, label, np.random.default_rng([seed, 1, number]))
+    T, n = plan.trials, plan.n
+    res = _trials(problem, noise, T, plan.n0, n, alpha, seed * 1000 + number)
+    certified = res.prediction != ABSTAIN
+    false = certified & ((res.prediction != problem.label) | (res.gap > problem.gap_true))
+    rate = float(false.mean())
+    bound = float(binom.ppf(1.0 - FALSE_ALARM, T, alpha) / T)
+    naive = float(np.mean(res.counts[:, problem.label] / n > problem.p))
+    shape = "anisotropic" if anisotropic else "isotropic"
+    detail = (
+        f"{T} trials, n={n}, p={problem.p:.3f}, true gap {problem.gap_true:.3f}: {certified.mean():.0%} "
+        f"certified; nA/n as the bound would give {naive:.0%}. Bound: (1 - {FALSE_ALARM:g}) quantile "
+        f"of Binomial({T}, {alpha:g}) / {T}"
+    )
+    return CheckResult(f"false certification rate, {noise} {shape}, alpha={alpha:g}", rate, bound, rate <= bound, detail)
+
+
+def _tightness(noise: str, n: int, plan: _Plan, seed: int) -> CheckResult:
+    alpha = 0.001
+    p = float(norm.cdf(1.5)) if noise == "gaussian" else 0.8
+    problem = _problem(noise, True, p, 1, np.random.default_rng([seed, 2, n]))
+    res = _trials(problem, noise, plan.tight_trials, plan.n0, n, alpha, seed * 1000 + 500)
+    ratio = np.where(res.prediction == problem.label, res.gap / problem.gap_true, 0.0)
+    family = get_noise(noise)
+    expected = float(family.gap(pA_lower(round(problem.p * n), n, alpha)) / problem.gap_true)
+    floor = _TIGHT_FLOOR[n]
+    detail = (
+        f"{plan.tight_trials} inputs, anisotropic theta, alpha={alpha:g}, true gap {problem.gap_true:.3f}: "
+        f"ratio min {ratio.min():.4f}, max {ratio.max():.4f}; Clopper-Pearson at nA = p n gives {expected:.4f}"
+    )
+    mean = float(ratio.mean())
+    return CheckResult(f"tightness gap / true gap, {noise}, n={n}", mean, floor, mean >= floor, detail, ">=")
+
+
+# ------------------------------------------------------------------------------ geometry vs verify
+
+
+def _verify_depth(a, axes_a, b, axes_b, norm_name: str, gap_a: float = 1.0) -> float:
+    """verify's overlap depth of region (a, gap_a * axes_a) with region (b, axes_b): < 1 iff they overlap.
+
+    inf when verify's enclosing-ball pre-filter already separates them. gap_a = 0 makes region a a point.
+    """
+    report = verify_regions(
+        np.stack([a, b]), np.stack([axes_a, axes_b]), np.array([gap_a, 1.0]), np.array([0, 1]), norm_name
+    )
+    return float(report.depths.get((0, 1), np.inf))
+
+
+def _lp_depth(a, alpha, b, beta) -> float:
+    """min over z with sum |z - a| / alpha <= 1 of sum |z - b| / beta, by linprog (HiGHS).
+
+    Variables (z, s, t), s >= |z - a| / alpha and t >= |z - b| / beta coordinate-wise, sum s <= 1;
+    minimise sum t. The regions meet iff the optimum is <= 1.
+    """
+    dim = a.size
+    eye, zero = np.eye(dim), np.zeros((dim, dim))
+    ia, ib = np.diag(1.0 / alpha), np.diag(1.0 / beta)
+    A_ub = np.vstack(
+        [
+            np.hstack([ia, -eye, zero]),
+            np.hstack([-ia, -eye, zero]),
+            np.hstack([ib, zero, -eye]),
+            np.hstack([-ib, zero, -eye]),
+            np.concatenate([np.zeros(dim), np.ones(dim), np.zeros(dim)])[None],
+        ]
+    )
+    b_ub = np.concatenate([a / alpha, -a / alpha, b / beta, -b / beta, [1.0]])
+    cost = np.concatenate([np.zeros(2 * dim), np.ones(dim)])
+    bounds = [(None, None)] * dim + [(0, None)] * (2 * dim)
+    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    assert res.status == 0, res.message
+    return float(res.fun)
+
+
+def _random_region(rng, center, spread: float) -> np.ndarray:
+    """Axes of a random anisotropic region around `center`: log-normal shape, mean scale ~ spread."""
+    axes = np.exp(rng.normal(0.0, 0.7, center.size))
+    return axes * spread * rng.uniform(0.2, 1.2) / axes.mean()
+
+
+def _random_pair(rng, max_dim: int):
+    dim = int(rng.integers(1, max_dim + 1))
+    a = rng.normal(size=dim)
+    b = a + rng.normal(size=dim) * rng.uniform(0.2, 2.0)
+    spread = max(float(np.abs(b - a).max()), 1e-3)
+    return a, _random_region(rng, a, spread), b, _random_region(rng, b, spread)
+
+
+def _check_intersects(norm_name: str, plan: _Plan, rng) -> CheckResult:
+    wrong = meet = cases = ties = 0
+    for _ in range(plan.pairs):
+        a, axes_a, b, axes_b = _random_pair(rng, plan.max_dim)
+        touch = float(regions.scaled_distance(a, axes_a, b[None], axes_b[None], norm_name)[0])
+        scales = [1.0] + ([touch * (1 - 1e-4), touch * (1 + 1e-4)] if 0 < touch < np.inf else [])
+        for s in scales:
+            fast = bool(regions.intersects(a, s * axes_a, b[None], axes_b[None], norm_name)[0])
+            depths = [_verify_depth(a, s * axes_a, b, axes_b, norm_name)]
+            if norm_name == "l1":
+                depths.append(_lp_depth(a, s * axes_a, b, axes_b))
+            for depth in depths:
+                if abs(depth - 1.0) <= _TIE:
+                    ties += 1
+                    continue
+                cases += 1
+                wrong += fast != (depth < 1.0)
+            meet += fast
+    solvers = "verify and linprog" if norm_name == "l1" else "verify"
+    detail = (
+        f"{cases} comparisons with {solvers} on {plan.pairs} random pairs in 1-{plan.max_dim} dims, each also "
+        f"scaled to 1e-4 inside and outside touching ({meet} meeting); {ties} ties within {_TIE:g} skipped"
+    )
+    return CheckResult(f"regions.intersects ({norm_name}) vs {solvers}", wrong, 0, wrong == 0, detail)
+
+
+def _check_inside(norm_name: str, plan: _Plan, rng) -> CheckResult:
+    wrong = inner = 0
+    for i in range(plan.pairs):
+        dim = int(rng.integers(1, plan.max_dim + 1))
+        center = rng.normal(size=dim)
+        axes = _random_region(rng, center, 1.0)
+        direction = rng.normal(size=dim)
+        direction /= np.sqrt(direction @ direction) if norm_name == "l2" else np.abs(direction).sum()
+        level = (1 - 1e-6, 1 + 1e-6)[i % 2] if i % 3 == 0 else rng.uniform(0.3, 2.0)
+        point = center + level * axes * direction
+        fast = bool(regions.inside(point, center[None], axes[None], norm_name)[0])
+        depth = _verify_depth(point, np.ones(dim), center, axes, norm_name, gap_a=0.0)
+        wrong += fast != (depth < 1.0)
+        inner += fast
+    detail = f"{plan.pairs} points ({inner} inside), a third of them 1e-6 inside or outside the boundary"
+    return CheckResult(f"regions.inside ({norm_name}) vs verify", wrong, 0, wrong == 0, detail)
+
+
+def _check_scale_down(norm_name: str, plan: _Plan, rng) -> CheckResult:
+    """largest_disjoint_scale: disjoint from every foreign region at t (verify), and not at t (1 + 1e-6)."""
+    unsound = loose = shrunk = 0
+    for _ in range(plan.pairs // 3):
+        x, axes, _, _ = _random_pair(rng, plan.max_dim)
+        others = [x + rng.normal(size=x.size) * rng.uniform(0.5, 2.0) for _ in range(3)]
+        centers = np.stack(others)
+        spread = max(float(np.abs(centers - x).max()), 1e-3)
+        axes_other = np.stack([_random_region(rng, c, spread) for c in others])
+        t = regions.largest_disjoint_scale(x, axes, centers, axes_other, norm_name)
+        depth = [_verify_depth(x, axes, c, ax, norm_name, gap_a=t) for c, ax in zip(centers, axes_other)]
+        unsound += min(depth) < 1.0 - 1e-9 and t > 0
+        if 0 < t < 1:
+            shrunk += 1
+            grown = [_verify_depth(x, axes, c, ax, norm_name, gap_a=t * (1 + 1e-6)) for c, ax in zip(centers, axes_other)]
+            loose += min(grown) >= 1.0 - 1e-9
+        elif t == 0:
+            loose += min(depth) > 1.0  # t = 0 only when x lies in a foreign region
+    cases = plan.pairs // 3
+    detail = f"{cases} regions against 3 foreign ones ({shrunk} scaled down): {unsound} overlapping, {loose} not maximal"
+    return CheckResult(f"largest_disjoint_scale ({norm_name}) vs verify", unsound + loose, 0, unsound + loose == 0, detail)
+
+
+def _check_memory(norm_name: str, plan: _Plan, rng) -> CheckResult:
+    """CertificateMemory over random overlapping certificates, then verify's all-pairs check of what it stored."""
+    conflicts, changed, total = 0, 0, 0
+    for on_inside in ("abstain", "adopt"):
+        dim, count = 4, plan.memory_regions
+        memory = CertificateMemory(norm_name, dim, on_inside=on_inside)
+        centers = rng.normal(size=(count, dim))
+        thetas = np.exp(rng.normal(0.0, 0.5, (count, dim))) * 0.3
+        gaps, preds = np.zeros(count), np.zeros(count, dtype=np.int64)
+        for i in range(count):
+            decision = memory.certify(centers[i], thetas[i], rng.uniform(0.5, 2.5), int(rng.integers(3)))
+            gaps[i], preds[i] = decision.gap, decision.prediction
+            changed += decision.changed
+        conflicts += len(verify_regions(centers, thetas, gaps, preds, norm_name).conflicts)
+        total += count
+    detail = f"{total} certificates in 4 dims, 3 classes, on_inside abstain and adopt: memory changed {changed}"
+    return CheckResult(f"CertificateMemory ({norm_name}) vs verify", conflicts, 0, conflicts == 0, detail)
