@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import pickle
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,7 +222,7 @@ def _load_npz(spec: str, arg: str, split: str) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
-    except (ValueError, OSError, EOFError) as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise DataLoadError(f"cannot read {path} as .npz (arrays x and y, no pickles): {err}") from None
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
