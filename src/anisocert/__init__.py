@@ -47,5 +47,6 @@ __all__ = [
     "optimise_theta",
     "select_indices",
     "verify_regions",
+    "verify_run",
     "__version__",
 ]
