@@ -69,6 +69,10 @@ def run_demo(out: Path, *, progress: bool = True) -> list[Path]:
         md = next(p for p in written if p.suffix == ".md")
         print(f"\n## {norm}: {noise} noise, digits test set (every {QUICK['skip']}th input)\n")
         print(md.read_text())
+    from .visualize import demo_figures
+
+    runs = [out / f"{norm}-{method}" for norm, *_ in SETTINGS for method in METHODS]
+    files.extend(demo_figures(out / "figures", runs))
     return files
 
 

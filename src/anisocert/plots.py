@@ -1,4 +1,4 @@
-"""Figures for reports: certified accuracy vs radius, one line per run.
+"""Figures for reports: certified accuracy vs radius, one line per run; the runtime comparison (chart, table).
 
 matplotlib is imported inside the functions and figures are drawn on the Agg canvas without pyplot, so
 plotting works headless and never changes the caller's pyplot backend. Sizes suit a paper column.
@@ -16,7 +16,14 @@ import numpy as np
 from .errors import InvalidParameterError
 from .metrics import certified_accuracy, fine_grid
 
-__all__ = ["COLUMN_FIGSIZE", "plot_certified_accuracy"]
+__all__ = [
+    "COLUMN_FIGSIZE",
+    "plot_certified_accuracy",
+    "plot_runtime",
+    "runtime_quartiles",
+    "runtime_summary",
+]
+__all__ += ["runtime_table"]
 
 COLUMN_FIGSIZE = (3.5, 2.6)  # inches: one column of a two-column paper
 _NORMS = {"gaussian": "l2", "uniform": "l1"}
@@ -101,3 +108,165 @@ def plot_certified_accuracy(
         fig.savefig(paths[0], dpi=300)
         fig.savefig(paths[1])
     return paths
+
+
+def _quartiles(values) -> tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile) of the finite values; NaNs when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return (np.nan, np.nan, np.nan)
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    return float(q25), float(q50), float(q75)
+
+
+def runtime_quartiles(run) -> dict[str, tuple[float, float, float]]:
+    """Per-input time quartiles of one run: {"optimisation": (q25, median, q75), "certification": ...}.
+
+    Optimisation time is the ``opt_time`` column (0 when absent: fixed runs choose no theta), the
+    certification time the ``time`` column; both in seconds per input.
+    """
+    opt = run.columns.get("opt_time", np.zeros(len(run)))
+    return {"optimisation": _quartiles(opt), "certification": _quartiles(run.columns["time"])}
+
+
+def plot_runtime(results: Sequence, path_stem: str | os.PathLike, *, log: bool | None = None) -> list[Path]:
+    """Bar chart of the time per input per run: optimisation and certification, median with IQR whiskers.
+
+    Parameters
+    ----------
+    results : sequence of report.Results
+        The runs (one group of two bars each, labelled with the run's name); columns ``time`` and, when
+        present, ``opt_time`` (seconds per input).
+    path_stem : path without suffix
+        Where to write; ".png" (300 dpi) and ".pdf" are appended. Parent folders are created.
+    log : bool, optional
+        Logarithmic time axis; by default when the largest positive median exceeds 30 times the
+        smallest (zero bars, e.g. a fixed run's optimisation, are then not drawn).
+
+    Returns
+    -------
+    list of Path: the PNG and the PDF.
+    """
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    results = list(results)
+    if not results:
+        raise InvalidParameterError("no runs to plot; pass at least one Results")
+    stats = [runtime_quartiles(run) for run in results]
+    medians = np.array([[s[k][1] for k in ("optimisation", "certification")] for s in stats])
+    positive = medians[np.isfinite(medians) & (medians > 0)]
+    if log is None:
+        log = positive.size > 1 and positive.max() > 30 * positive.min()
+    path_stem = Path(path_stem)
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [Path(f"{path_stem}.png"), Path(f"{path_stem}.pdf")]
+    x = np.arange(len(results))
+    width = 0.38
+    with rc_context(_STYLE):
+        fig = Figure(figsize=COLUMN_FIGSIZE)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for j, (kind, color, hatch) in enumerate(
+            (("optimisation", "tab:orange", ""), ("certification", "tab:blue", "//"))
+        ):
+            q = np.array([s[kind] for s in stats])  # (runs, 3)
+            heights = np.nan_to_num(q[:, 1])
+            spread = np.nan_to_num(np.stack([q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]]))
+            ax.bar(
+                x + (j - 0.5) * width,
+                heights,
+                width,
+                yerr=spread,
+                capsize=2,
+                color=color,
+                hatch=hatch,
+                edgecolor="white",
+                linewidth=0.3,
+                error_kw={"elinewidth": 0.7, "capthick": 0.7},
+                label=f"{kind} (median, IQR)",
+            )
+        if log:
+            ax.set_yscale("log")
+        rotation = 20 if len(results) > 2 else 0
+        ax.set_xticks(x, [run.name for run in results])
+        if rotation:
+            ax.tick_params(axis="x", labelrotation=rotation)
+            for label in ax.get_xticklabels():
+                label.set(ha="right", rotation_mode="anchor")
+        ax.set_xlabel("method (run)")
+        ax.set_ylabel("time per input (s)")
+        ax.set_title("Optimisation and certification time per input")
+        ax.grid(True, axis="y", linewidth=0.3, alpha=0.5)
+        ax.legend(loc="upper left", frameon=False)
+        fig.tight_layout(pad=0.3)
+        fig.savefig(paths[0], dpi=300)
+        fig.savefig(paths[1])
+    return paths
+
+
+def _reference(results) -> int:
+    """Index of the run to compare with: the first fixed run (meta config method), else the first run."""
+    for j, run in enumerate(results):
+        method = (run.meta.get("config") or {}).get("method", run.meta.get("method"))
+        if method == "fixed":
+            return j
+    return 0
+
+
+def runtime_summary(results):
+    """report.Table of the runtime comparison, one row per run (seconds per input).
+
+    Columns: optimisation time median and IQR (``opt_time``, 0 when absent), certification time
+    median and IQR (``time``), ACR proxy (mean of radius_proxy * correct over all inputs), and the
+    proxy radius gained per second: (ACR proxy - ACR proxy of the reference) / (mean total time per
+    input - that of the reference), where the reference is the first fixed run, else the first run
+    ("-" for the reference itself and when the run is not slower).
+    """
+    from .metrics import average_certified_radius
+    from .report import Table
+
+    results = list(results)
+    if not results:
+        raise InvalidParameterError("no runs given; pass at least one TSV file or run directory")
+    ref = _reference(results)
+
+    def totals(run):
+        opt = run.columns.get("opt_time", np.zeros(len(run))).astype(np.float64)
+        acr = average_certified_radius(run.radius_proxy, run.correct)
+        return acr, float(np.mean(opt + run.columns["time"].astype(np.float64)))
+
+    ref_acr, ref_time = totals(results[ref])
+    rows = []
+    for j, run in enumerate(results):
+        q = runtime_quartiles(run)
+        acr, total = totals(run)
+        gain = (acr - ref_acr) / (total - ref_time) if j != ref and total > ref_time else np.nan
+        opt, cert = q["optimisation"], q["certification"]
+        rows.append([opt[1], opt[2] - opt[0], cert[1], cert[2] - cert[0], acr, gain])
+    return Table(
+        rows=[run.name for run in results],
+        columns=[
+            "opt time median (s)",
+            "opt time IQR (s)",
+            "cert time median (s)",
+            "cert time IQR (s)",
+            "ACR proxy",
+            f"proxy radius / s vs {results[ref].name}",
+        ],
+        values=np.array(rows, dtype=np.float64).reshape(len(results), 6),
+        formats=[".3g"] * 4 + [".3f", ".3g"],
+        best=[None] * 4 + ["max", "max"],
+        corner="method",
+        caption="Time per input (median and interquartile range, seconds) and the average certified proxy "
+        f"radius gained per extra second per input, relative to {results[ref].name}.",
+    )
+
+
+def runtime_table(results) -> str:
+    """The runtime comparison (runtime_summary) as a GitHub Markdown table."""
+    from .report import to_markdown
+
+    return to_markdown(runtime_summary(results))

@@ -460,14 +460,19 @@ def write_report(
     if proxy:
         tables.append(("Certified accuracy (proxy radius)", summary_table(results, grid, proxy=True)))
     tables.append(("Side by side", side_by_side_table(results)))
+    from .plots import runtime_summary
+
+    tables.append(("Runtime", runtime_summary(results)))
     written: list[Path] = []
     figures: list[str] = []
     if plots:
-        from .plots import plot_certified_accuracy
+        from .plots import plot_certified_accuracy, plot_runtime
 
         figures = ["certified_accuracy", "certified_accuracy_proxy"] if proxy else ["certified_accuracy"]
         for stem in figures:
             written += plot_certified_accuracy(results, out_dir / stem, proxy=stem.endswith("proxy"))
+        written += plot_runtime(results, out_dir / "runtime")
+        figures.append("runtime")
     if "md" in formats:
         lines = ["# Certification report", "", *_runs_section(results)]
         for title, table in tables:

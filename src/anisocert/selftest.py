@@ -24,7 +24,7 @@ along axis k, f(z) = 1 iff z_k > c: P = clip((x_k - c + theta_k) / (2 theta_k), 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -62,6 +62,7 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class _Plan:
+    quick: bool
     trials: int  # T independent certifications per coverage case
     n0: int
     n: int
@@ -72,8 +73,8 @@ class _Plan:
     memory_regions: int
 
 
-_QUICK = _Plan(4000, 50, 500, 100, (10_000,), 150, 8, 60)
-_FULL = _Plan(20_000, 100, 1000, 300, (10_000, 100_000), 600, 20, 200)
+_QUICK = _Plan(True, 4000, 50, 500, 100, (10_000,), 150, 8, 60)
+_FULL = _Plan(False, 20_000, 100, 1000, 300, (10_000, 100_000), 600, 20, 200)
 _TIGHT_FLOOR = {10_000: 0.9, 100_000: 0.95}
 # coverage cases: (noise, anisotropic theta, smoothed probability of the true class, true class, alpha)
 _COVERAGE = (
@@ -103,11 +104,25 @@ def run_selftest(quick: bool = True, seed: int = 0, *, groups=GROUPS) -> list[Ch
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise UnknownNameError(f"selftest groups {unknown} are unknown; choose from {list(GROUPS)}")
-    plan = _QUICK if quick else _FULL
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tensors of 8 values: more threads only add waiting (8x slower on 2 busy cores)
+    try:
+        return _run(_QUICK if quick else _FULL, seed, groups)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(plan: _Plan, seed: int, groups) -> list[CheckResult]:
     results: list[CheckResult] = []
     if "coverage" in groups:
-        cases = _COVERAGE + (() if quick else _COVERAGE_FULL_ONLY)
-        results += [_timed(_coverage, case, plan, seed, i) for i, case in enumerate(cases)]
+        cases = _COVERAGE + (() if plan.quick else _COVERAGE_FULL_ONLY)
+        zs = []
+        for number, case in enumerate(cases):
+            start = time.perf_counter()
+            result, z = _coverage(case, plan, seed, number)
+            results.append(replace(result, seconds=time.perf_counter() - start))
+            zs.append(z)
+        results.append(_calibration(zs, plan))
     if "tightness" in groups:
         for n in plan.tight_ns:
             results += [_timed(_tightness, noise, n, plan, seed) for noise in ("gaussian", "uniform")]
@@ -137,7 +152,7 @@ def format_table(results: list[CheckResult]) -> str:
 def _timed(check, *args) -> CheckResult:
     start = time.perf_counter()
     result = check(*args)
-    return CheckResult(**{**result.__dict__, "seconds": time.perf_counter() - start})
+    return replace(result, seconds=time.perf_counter() - start)
 
 
 # ------------------------------------------------------------------------- linear base classifiers
@@ -202,7 +217,8 @@ def _trials(problem: _Problem, noise: str, T: int, n0: int, n: int, alpha: float
     return smoothed.certify(x, theta, n0=n0, n=n, alpha=alpha, seed=seed, idx=np.arange(T))
 
 
-def _coverage(case, plan: _Plan, seed: int, number: int) -> CheckResult:
+def _coverage(case, plan: _Plan, seed: int, number: int) -> tuple[CheckResult, float]:
+    """The false-certification check of one case, and the z-score of the label's count over all T n draws."""
     noise, anisotropic, p, label, alpha = case
     problem = _problem(noise, anisotropic, p, label, np.random.default_rng([seed, 1, number]))
     T, n = plan.trials, plan.n
@@ -212,13 +228,29 @@ def _coverage(case, plan: _Plan, seed: int, number: int) -> CheckResult:
     rate = float(false.mean())
     bound = float(binom.ppf(1.0 - FALSE_ALARM, T, alpha) / T)
     naive = float(np.mean(res.counts[:, problem.label] / n > problem.p))
+    # a correct certifier errs when nA reaches the smallest count whose bound exceeds p (n0 selection aside)
+    k = np.arange(n + 1)
+    expected = float(binom.sf(k[pA_lower(k, n, alpha) > problem.p].min() - 1, n, problem.p))
+    hits, draws = float(res.counts[:, problem.label].sum()), float(T) * n
+    z = (hits - draws * problem.p) / np.sqrt(draws * problem.p * (1.0 - problem.p))
     shape = "anisotropic" if anisotropic else "isotropic"
     detail = (
         f"{T} trials, n={n}, p={problem.p:.3f}, true gap {problem.gap_true:.3f}: {certified.mean():.0%} "
-        f"certified; nA/n as the bound would give {naive:.0%}. Bound: (1 - {FALSE_ALARM:g}) quantile "
-        f"of Binomial({T}, {alpha:g}) / {T}"
+        f"certified; exact Clopper-Pearson rate {expected:.4g}; nA/n as the bound would give {naive:.0%}. "
+        f"Bound: (1 - {FALSE_ALARM:g}) quantile of Binomial({T}, {alpha:g}) / {T}"
     )
-    return CheckResult(f"false certification rate, {noise} {shape}, alpha={alpha:g}", rate, bound, rate <= bound, detail)
+    name = f"false certification rate, {noise} {shape}, alpha={alpha:g}"
+    return CheckResult(name, rate, bound, rate <= bound, detail), float(z)
+
+
+def _calibration(zs: list[float], plan: _Plan) -> CheckResult:
+    """The sampler against the closed forms: the label's count over T n draws per case, as z-scores."""
+    worst = float(np.max(np.abs(zs)))
+    detail = (
+        f"z = (count - T n p) / sqrt(T n p (1 - p)) over {plan.trials * plan.n:,} draws per case: "
+        f"{', '.join(f'{z:+.2f}' for z in zs)}; |z| > 5 has probability 5.7e-7 per case"
+    )
+    return CheckResult("sampled probability vs closed form, max |z|", worst, 5.0, worst <= 5.0, detail)
 
 
 def _tightness(noise: str, n: int, plan: _Plan, seed: int) -> CheckResult:
@@ -350,13 +382,18 @@ def _check_scale_down(norm_name: str, plan: _Plan, rng) -> CheckResult:
         unsound += min(depth) < 1.0 - 1e-9 and t > 0
         if 0 < t < 1:
             shrunk += 1
-            grown = [_verify_depth(x, axes, c, ax, norm_name, gap_a=t * (1 + 1e-6)) for c, ax in zip(centers, axes_other)]
+            grown = [
+                _verify_depth(x, axes, c, ax, norm_name, gap_a=t * (1 + 1e-6))
+                for c, ax in zip(centers, axes_other)
+            ]
             loose += min(grown) >= 1.0 - 1e-9
         elif t == 0:
             loose += min(depth) > 1.0  # t = 0 only when x lies in a foreign region
     cases = plan.pairs // 3
     detail = f"{cases} regions against 3 foreign ones ({shrunk} scaled down): {unsound} overlapping, {loose} not maximal"
-    return CheckResult(f"largest_disjoint_scale ({norm_name}) vs verify", unsound + loose, 0, unsound + loose == 0, detail)
+    return CheckResult(
+        f"largest_disjoint_scale ({norm_name}) vs verify", unsound + loose, 0, unsound + loose == 0, detail
+    )
 
 
 def _check_memory(norm_name: str, plan: _Plan, rng) -> CheckResult:
@@ -374,5 +411,7 @@ def _check_memory(norm_name: str, plan: _Plan, rng) -> CheckResult:
             changed += decision.changed
         conflicts += len(verify_regions(centers, thetas, gaps, preds, norm_name).conflicts)
         total += count
-    detail = f"{total} certificates in 4 dims, 3 classes, on_inside abstain and adopt: memory changed {changed}"
+    detail = (
+        f"{total} certificates in 4 dims, 3 classes, on_inside abstain and adopt: memory changed {changed}"
+    )
     return CheckResult(f"CertificateMemory ({norm_name}) vs verify", conflicts, 0, conflicts == 0, detail)

@@ -10,10 +10,10 @@ estimate of P(f(x + e) = 1) at the training scale sigma0, with the same draws at
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from . import _checks
-from .errors import InvalidParameterError, UnknownNameError
+from ._visualize_figures import plot_toy, region_boundary, toy_figsize, toy_figure
+from .errors import UnknownNameError
 from .noise import get_noise
 from .regions import Region
 
@@ -30,6 +31,8 @@ __all__ = [
     "TOY_NOISES",
     "TOY_SIGMA",
     "ToyPanel",
+    "ToySettings",
+    "one_thread",
     "class_probability",
     "confidence_landscape",
     "plot_toy",
@@ -51,8 +54,6 @@ TOY_SIGMA = {
     ("band", "gaussian"): 0.05,
     ("band", "uniform"): 0.1,
 }
-_PANEL_HEIGHT = 2.45  # inches per panel at column width (3.5 in)
-_LEGEND_HEIGHT = 0.45
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,9 +70,9 @@ class ToyPanel:
     noise: str
     norm: str
     sigma: float
+    settings: ToySettings
     extent: tuple[float, float, float, float]
     prob: np.ndarray
-    draws: int
     points: np.ndarray
     point_labels: np.ndarray
     centers: np.ndarray
@@ -80,25 +81,6 @@ class ToyPanel:
     ancer: list[Region]
     iso_prediction: np.ndarray
     ancer_prediction: np.ndarray
-    n: int
-    alpha: float
-
-
-def region_boundary(region: Region, num: int = 2001) -> np.ndarray:
-    """Points (num, 2) on the boundary ||(z - center) / theta||_p = gap of a 2-D region, as a closed curve.
-
-    l2: center + gap * theta * (cos t, sin t). l1: center + gap * theta * (sgn(c) c^2, sgn(s) s^2) with
-    c = cos t, s = sin t, so |d_0| / theta_0 + |d_1| / theta_1 = gap (c^2 + s^2) = gap exactly; it runs
-    along the edges of the cross-polytope through its four vertices (t = 0, pi/2, pi, 3 pi / 2).
-    """
-    if region.dim != 2:
-        raise InvalidParameterError(f"region has {region.dim} dimensions; only 2-D regions can be drawn")
-    t = np.linspace(0.0, 2.0 * np.pi, num)
-    t[-1] = 0.0  # close the curve exactly
-    c, s = np.cos(t), np.sin(t)
-    if region.norm == "l1":
-        c, s = np.sign(c) * c * c, np.sign(s) * s * s
-    return region.center + region.axes * np.stack([c, s], axis=1)
 
 
 def toy_model(
@@ -117,6 +99,18 @@ def toy_model(
         folder = Path(cache_dir) if cache_dir is not None else Path(tmp)
         weights = train_model(config, folder / f"toy_{data}_{noise}_{sigma:g}", progress=False)
         return load_model(str(weights)).module
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one CPU thread inside the block (restored after): the toy MLP and the 8x8 digits
+    model are too small to gain from threads, and on shared cores the threads' spinning costs 4x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @torch.inference_mode()
@@ -190,32 +184,46 @@ def _pick_inputs(x: np.ndarray, labels: np.ndarray, p_own: np.ndarray, k: int) -
     return np.array(sorted(picked), dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class ToySettings:
+    """How much work a toy panel does; the defaults take about 7 s per data set on one CPU core.
+
+    inputs: certified test inputs per panel; grid, draws: landscape lattice size and draws per point;
+    n0, n, alpha: CERTIFY's selection draws, fresh estimation draws and one-sided alpha per certificate;
+    seed: training, landscape, optimisation and certification streams; epochs: model training;
+    ancer_iterations, ancer_samples: Adam steps and draws per step of optimise_theta.
+    """
+
+    inputs: int = 6
+    grid: int = 100
+    draws: int = 100
+    n0: int = 100
+    n: int = 2000
+    alpha: float = 0.001
+    seed: int = 0
+    epochs: int = 30
+    ancer_iterations: int = 100
+    ancer_samples: int = 100
+
+    def __post_init__(self):
+        for name in ("inputs", "draws", "epochs", "ancer_iterations", "ancer_samples"):
+            _checks.check_int(name.replace("_", "-"), getattr(self, name))
+        _checks.check_int("grid", self.grid, min_value=2, hint="; e.g. 100")
+        _checks.check_int("seed", self.seed, min_value=0)
+        _checks.check_budget(self.n0, self.n, self.alpha)
+
+
 def toy_panel(
-    data: str,
-    noise: str,
-    *,
-    sigma: float | None = None,
-    model=None,
-    inputs: int = 6,
-    grid: int = 100,
-    draws: int = 100,
-    n0: int = 100,
-    n: int = 2000,
-    alpha: float = 0.001,
-    seed: int = 0,
-    epochs: int = 30,
-    ancer_iterations: int = 100,
-    ancer_samples: int = 100,
-    cache_dir=None,
+    data: str, noise: str, settings: ToySettings = ToySettings(), *, sigma=None, model=None, cache_dir=None
 ) -> ToyPanel:
-    """Train (or take) a model, pick `inputs` spread-out test inputs, optimise and certify them.
+    """Train (or take) a model, pick spread-out test inputs near the boundary, optimise and certify them.
 
     sigma_x: ``optimise_sigma(method="search")`` from sigma0 = `sigma` (default TOY_SIGMA) within
     [sigma0 / 2, 2 sigma0], so that the regions stay near the landscape's scale. theta_x:
     ``optimise_theta`` from sigma_x with Adam's lr scaled to the data (0.16 * sigma0, i.e. the public
-    0.04 at sigma0 = 0.25). Both are certified with n0 + n fresh draws (Smoothed.certify, seed `seed`);
-    with probability >= 1 - alpha per input and certificate, the smoothed classifier (with that theta)
-    is constant on the drawn region.
+    0.04 at sigma0 = 0.25). Both are certified with n0 + n fresh draws (Smoothed.certify); with
+    probability >= 1 - alpha per input and certificate, the smoothed classifier with that input's theta
+    is constant on the drawn region. No memory pass: these are the raw per-input certificates.
     """
     from .data import load_data
     from .optimise import optimise_sigma, optimise_theta
@@ -223,226 +231,79 @@ def toy_panel(
 
     if data not in TOY_DATA:
         raise UnknownNameError(f"data={data!r} is not a 2-D toy set; choose one of {list(TOY_DATA)}")
-    noise_family = get_noise(noise)
-    if noise_family.name not in TOY_NOISES:
-        raise UnknownNameError(f"noise={noise!r} is unknown; choose one of {list(TOY_NOISES)}")
-    sigma = TOY_SIGMA[(data, noise_family.name)] if sigma is None else _checks.check_real("sigma", sigma)
-    inputs = _checks.check_int("inputs", inputs, hint="; e.g. 6")
-    grid = _checks.check_int("grid", grid, min_value=2, hint="; e.g. 100")
-    draws = _checks.check_int("draws", draws, hint="; e.g. 100")
-    n0, n, alpha = _checks.check_budget(n0, n, alpha)
+    family = get_noise(noise)
+    sigma = TOY_SIGMA[(data, family.name)] if sigma is None else _checks.check_real("sigma", sigma)
+    s = settings
     if model is None:
-        model = toy_model(data, noise_family.name, sigma, cache_dir=cache_dir, epochs=epochs, seed=seed)
+        model = toy_model(data, family.name, sigma, cache_dir=cache_dir, epochs=s.epochs, seed=s.seed)
     train, test = load_data(data, "train"), load_data(data, "test")
-    points = train.get(np.arange(len(train))).numpy()
-    extent = _extent(np.concatenate([points, test.get(np.arange(len(test))).numpy()]))
-    prob = confidence_landscape(model, noise_family, extent, sigma, grid=grid, draws=draws, seed=seed)
-    x_test = test.get(np.arange(len(test)))
-    p1 = class_probability(model, noise_family, x_test, sigma, draws=draws, seed=seed)
-    pick = _pick_inputs(x_test.numpy(), test.labels, np.where(test.labels == 1, p1, 1.0 - p1), inputs)
+    points, x_test = train.get(np.arange(len(train))).numpy(), test.get(np.arange(len(test)))
+    extent = _extent(np.concatenate([points, x_test.numpy()]))
+    prob = confidence_landscape(model, family, extent, sigma, grid=s.grid, draws=s.draws, seed=s.seed)
+    p1 = class_probability(model, family, x_test, sigma, draws=s.draws, seed=s.seed)
+    pick = _pick_inputs(x_test.numpy(), test.labels, np.where(test.labels == 1, p1, 1.0 - p1), s.inputs)
     x, idx = x_test[pick], [int(i) for i in pick]
-    sigma_x = optimise_sigma(
-        model, noise_family, x, sigma, method="search", sigma_min=sigma / 2, sigma_max=2 * sigma, seed=seed, idx=idx
-    ).sigma
+    common = dict(seed=s.seed, idx=idx)
+    bounds = dict(sigma_min=sigma / 2, sigma_max=2 * sigma)
+    sigma_x = optimise_sigma(model, family, x, sigma, method="search", **bounds, **common).sigma
     theta_x = optimise_theta(
         model,
-        noise_family,
+        family,
         x,
         sigma_x,
-        iterations=ancer_iterations,
-        samples=ancer_samples,
+        iterations=s.ancer_iterations,
+        samples=s.ancer_samples,
         lr=0.16 * sigma,
-        seed=seed,
-        idx=idx,
+        **common,
     ).theta
-    smoothed = Smoothed(model, noise_family, batch_size=10_000, device="cpu")
-    common = dict(n0=n0, n=n, alpha=alpha, seed=seed, idx=idx)
-    iso, aniso = smoothed.certify(x, sigma_x, **common), smoothed.certify(x, theta_x, **common)
-    centers = x.double().numpy()
-    sigma_np, theta_np = sigma_x.double().numpy(), theta_x.double().numpy()
-    norm = noise_family.norm
+    smoothed = Smoothed(model, family, batch_size=10_000, device="cpu")
+    iso = smoothed.certify(x, sigma_x, n0=s.n0, n=s.n, alpha=s.alpha, **common)
+    aniso = smoothed.certify(x, theta_x, n0=s.n0, n=s.n, alpha=s.alpha, **common)
+    centers, sigma_np, theta_np = x.double().numpy(), sigma_x.double().numpy(), theta_x.double().numpy()
     return ToyPanel(
         data=data,
-        noise=noise_family.name,
-        norm=norm,
+        noise=family.name,
+        norm=family.norm,
         sigma=float(sigma),
+        settings=s,
         extent=extent,
         prob=prob,
-        draws=draws,
         points=points,
         point_labels=train.labels,
         centers=centers,
         labels=test.labels[pick],
-        iso=[Region(c, np.full(2, s), g, norm) for c, s, g in zip(centers, sigma_np, iso.gap)],
-        ancer=[Region(c, t, g, norm) for c, t, g in zip(centers, theta_np, aniso.gap)],
+        iso=[Region(c, np.full(2, v), g, family.norm) for c, v, g in zip(centers, sigma_np, iso.gap)],
+        ancer=[Region(c, t, g, family.norm) for c, t, g in zip(centers, theta_np, aniso.gap)],
         iso_prediction=iso.prediction,
         ancer_prediction=aniso.prediction,
-        n=n,
-        alpha=alpha,
     )
-
-
-def toy_figsize(panels: int) -> tuple[float, float]:
-    """(width, height) in inches of a toy figure with `panels` stacked panels: paper column width."""
-    return (3.5, _PANEL_HEIGHT * panels + _LEGEND_HEIGHT)
-
-
-_SHAPES = {"l2": ("circles", "ellipses"), "l1": ("diamonds", "cross-polytopes")}
-_NAMES = {"l2": ("circle", "ellipse"), "l1": ("diamond", "cross-polytope")}
-
-
-def _draw_panel(ax, panel: ToyPanel, fig):
-    """Landscape, data, inputs and regions on one axis; region lines carry gid 'iso-j' / 'ancer-j'.
-
-    Returns the landscape image (for the colorbar)."""
-    image = ax.imshow(
-        panel.prob,
-        origin="lower",
-        extent=panel.extent,
-        cmap="RdBu_r",
-        vmin=0.0,
-        vmax=1.0,
-        alpha=0.55,
-        interpolation="bilinear",
-    )
-    x0 = np.linspace(panel.extent[0], panel.extent[1], panel.prob.shape[1])
-    x1 = np.linspace(panel.extent[2], panel.extent[3], panel.prob.shape[0])
-    ax.contour(x0, x1, panel.prob, levels=[0.5], colors="0.25", linewidths=0.6, linestyles="--")
-    colors = np.where(panel.point_labels == 1, "tab:red", "tab:blue")
-    ax.scatter(panel.points[:, 0], panel.points[:, 1], s=0.6, c=colors, alpha=0.35, linewidths=0)
-    for j, (iso, ancer) in enumerate(zip(panel.iso, panel.ancer)):
-        if iso.gap > 0:
-            pts = region_boundary(iso)
-            ax.plot(pts[:, 0], pts[:, 1], "-", color="k", lw=0.9, gid=f"iso-{j}")
-        if ancer.gap > 0:
-            pts = region_boundary(ancer)
-            ax.plot(pts[:, 0], pts[:, 1], "-", color="tab:green", lw=1.1, gid=f"ancer-{j}")
-    certified = (panel.iso_prediction >= 0) | (panel.ancer_prediction >= 0)
-    c = panel.centers
-    ax.plot(c[certified, 0], c[certified, 1], "o", ms=2.5, mfc="yellow", mec="k", mew=0.5)
-    if (~certified).any():
-        ax.plot(c[~certified, 0], c[~certified, 1], "x", ms=3.5, color="k", mew=0.8)
-    ax.set_xlim(panel.extent[:2])
-    ax.set_ylim(panel.extent[2:])
-    ax.set_aspect("equal")
-    ax.set_xlabel("$x_0$ (input units)")
-    ax.set_ylabel("$x_1$ (input units)")
-    iso_shape, aniso_shape = _SHAPES[panel.norm]
-    unit = "std" if panel.noise == "gaussian" else "half-width"
-    ax.set_title(
-        f"{panel.data}, {panel.noise} ({panel.norm}): {iso_shape} vs {aniso_shape}\n"
-        f"$\\sigma_0$ = {panel.sigma:g} ({unit}), n = {panel.n}, $\\alpha$ = {panel.alpha:g}"
-    )
-    return image
-
-
-def toy_figure(panels: Sequence[ToyPanel]):
-    """A matplotlib Figure (Agg canvas, no pyplot) with the panels stacked; see plot_toy."""
-    from matplotlib import rc_context
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
-    from .plots import _STYLE
-
-    panels = list(panels)
-    if not panels:
-        raise InvalidParameterError("no panels to draw; pass at least one ToyPanel")
-    with rc_context(_STYLE):
-        fig = Figure(figsize=toy_figsize(len(panels)), layout="constrained")
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
-        images = [_draw_panel(ax, panel, fig) for ax, panel in zip(axes, panels)]
-        bar = fig.colorbar(images[0], ax=list(axes), fraction=0.05, pad=0.02, shrink=0.8)
-        bar.set_label(f"P(f(x+e) = 1) at $\\sigma_0$ ({panels[0].draws} draws)")
-        norms = {p.norm for p in panels}
-        iso_name = " / ".join(_NAMES[nm][0] for nm in sorted(norms, reverse=True))
-        aniso_name = " / ".join(_NAMES[nm][1] for nm in sorted(norms, reverse=True))
-        handles = [
-            Line2D([], [], color="k", lw=0.9, label=f"isotropic DDRS ({iso_name})"),
-            Line2D([], [], color="tab:green", lw=1.1, label=f"ANCER ({aniso_name})"),
-            Line2D([], [], ls="--", color="0.25", lw=0.6, label="smoothed boundary (P = 1/2)"),
-            Line2D([], [], ls="", marker="o", ms=2.5, mfc="yellow", mec="k", mew=0.5, label="certified input"),
-            Line2D([], [], ls="", marker="x", ms=3.5, color="k", label="abstained input"),
-            Line2D([], [], ls="", marker="o", ms=2, color="tab:blue", label="class 0 (train)"),
-            Line2D([], [], ls="", marker="o", ms=2, color="tab:red", label="class 1 (train)"),
-        ]
-        fig.legend(
-            handles=handles,
-            loc="outside lower center",
-            ncols=2,
-            frameon=False,
-            title="raw certificates, each with its input's own theta (no memory pass)",
-            title_fontsize=6,
-        )
-    return fig
-
-
-def plot_toy(panels: Sequence[ToyPanel], path_stem: str | os.PathLike) -> list[Path]:
-    """Draw the panels stacked (toy_figsize) and save PATH_STEM.png (300 dpi) and PATH_STEM.pdf."""
-    from matplotlib import rc_context
-
-    from .plots import _STYLE
-
-    fig = toy_figure(panels)
-    path_stem = Path(path_stem)
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [Path(f"{path_stem}.png"), Path(f"{path_stem}.pdf")]
-    with rc_context(_STYLE):
-        fig.savefig(paths[0], dpi=300)
-        fig.savefig(paths[1])
-    return paths
 
 
 def visualize_toy(
-    out,
-    *,
-    data: Sequence[str] = TOY_DATA,
-    noises: Sequence[str] = TOY_NOISES,
-    inputs: int = 6,
-    grid: int = 100,
-    draws: int = 100,
-    n0: int = 100,
-    n: int = 2000,
-    alpha: float = 0.001,
-    seed: int = 0,
-    epochs: int = 30,
-    ancer_iterations: int = 100,
-    ancer_samples: int = 100,
-    log=None,
+    out, settings: ToySettings = ToySettings(), *, data: Sequence[str] = TOY_DATA, noises=TOY_NOISES, log=None
 ) -> list[Path]:
     """For each toy data set, OUT/toy_DATA.png and .pdf: one panel per noise family (see toy_panel).
 
     Trained models are cached in OUT/models, so a second call only re-certifies. Returns the paths.
     """
     log = log or (lambda text: None)
+    unknown = [name for name in data if name not in TOY_DATA]
+    if unknown or not data:
+        raise UnknownNameError(
+            f"data={unknown or list(data)} is not a 2-D toy set; choose from {list(TOY_DATA)}"
+        )
+    noises = [get_noise(noise).name for noise in noises]
     out = Path(out)
     written: list[Path] = []
     for name in data:
         t0 = time.perf_counter()
-        panels = [
-            toy_panel(
-                name,
-                noise,
-                inputs=inputs,
-                grid=grid,
-                draws=draws,
-                n0=n0,
-                n=n,
-                alpha=alpha,
-                seed=seed,
-                epochs=epochs,
-                ancer_iterations=ancer_iterations,
-                ancer_samples=ancer_samples,
-                cache_dir=out / "models",
-            )
-            for noise in noises
-        ]
+        with one_thread():
+            panels = [toy_panel(name, noise, settings, cache_dir=out / "models") for noise in noises]
         written += plot_toy(panels, out / f"toy_{name}")
         for p in panels:
             better = sum(a.radius >= i.radius and a.gap > 0 for a, i in zip(p.ancer, p.iso))
             log(
-                f"{name} {p.noise}: {len(p.iso)} inputs, ANCER radius >= isotropic radius for {better}, "
+                f"{name} {p.noise}: {len(p.iso)} inputs, ANCER radius >= isotropic radius for {better}; "
                 f"mean proxy radius {np.mean([a.proxy_radius for a in p.ancer]):.3g} (ANCER) vs "
                 f"{np.mean([i.proxy_radius for i in p.iso]):.3g} (isotropic)"
             )

@@ -15,8 +15,11 @@ FAST = ["--n0", "20", "--n", "100", "--max", "3", "--no-progress", "--batch-size
 
 def _digest(run_dir):
     """Hashes of the run's files and of its stored rows (SQLite's -wal/-shm scratch files excluded)."""
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run_dir.iterdir())
-             if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+    files = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run_dir.iterdir())
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
     with sqlite3.connect(run_dir / "run.sqlite") as db:
         files["rows"] = hashlib.sha256("\n".join(db.iterdump()).encode()).hexdigest()
     return files

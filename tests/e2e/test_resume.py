@@ -9,9 +9,32 @@ import time
 
 import pytest
 
-ARGS = ["certify", "--model", "builtin:digits-gaussian", "--data", "digits", "--method", "isotropic",
-        "--iso-method", "search", "--iso-samples", "64", "--n0", "20", "--n", "2000", "--max", "24",
-        "--inputs-per-batch", "3", "--batch-size", "1000", "--no-progress", "--seed", "3"]
+ARGS = [
+    "certify",
+    "--model",
+    "builtin:digits-gaussian",
+    "--data",
+    "digits",
+    "--method",
+    "isotropic",
+    "--iso-method",
+    "search",
+    "--iso-samples",
+    "64",
+    "--n0",
+    "20",
+    "--n",
+    "2000",
+    "--max",
+    "24",
+    "--inputs-per-batch",
+    "3",
+    "--batch-size",
+    "1000",
+    "--no-progress",
+    "--seed",
+    "3",
+]
 
 
 def _run(out, *, kill_after_rows=None):
@@ -48,7 +71,11 @@ def _rows(out):
 def test_kill_and_resume_gives_the_uninterrupted_records(tmp_path):
     _run(tmp_path / "whole")
     _run(tmp_path / "killed", kill_after_rows=6)
-    rows = sqlite3.connect(tmp_path / "killed" / "run.sqlite").execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    rows = (
+        sqlite3.connect(tmp_path / "killed" / "run.sqlite")
+        .execute("SELECT COUNT(*) FROM records")
+        .fetchone()[0]
+    )
     assert 6 <= rows < 24
     _run(tmp_path / "killed")
     assert _rows(tmp_path / "killed") == _rows(tmp_path / "whole")

@@ -85,6 +85,8 @@ def test_write_report_with_plots(tmp_path):
             "certified_accuracy_proxy.pdf",
             "report.md",
             "report.tex",
+            "runtime.png",
+            "runtime.pdf",
         ]
     )
     assert "![certified_accuracy](certified_accuracy.png)" in (tmp_path / "report.md").read_text()

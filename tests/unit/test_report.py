@@ -100,7 +100,7 @@ COHEN_TSV = (
 ANCER_TSV = (
     "idx\tlabel\tpredict\tradius\tradius_proxy\tcorrect\tmin_sigma\ttime\tmethod\tmemory_status\topt_time\n"
     "0\t3\t3\t0.4996123456789\t0.9\t1\t0.25\t1 day, 0:00:01.5\tancer\tunchanged\t2.0\n"
-    "1\t5\t-1\t0.0\t0.0\t0\t0.3\t0:00:02\tancer\tabstained\t4.0\n"
+    "1\t5\t-1\t0.0\t0.0\t0\t0.3\t0:00:02\tancer\tabstain_inside\t4.0\n"
     "2\t5\t5\t1.25\t2.5\t1\t0.5\t3\tancer\tshrunk\t9.0\n"
 )
 
@@ -119,7 +119,7 @@ def test_read_cohen_and_ancer_formats(tmp_path):
     np.testing.assert_array_equal(ancer.radius_proxy, [0.9, 0.0, 2.5])
     np.testing.assert_array_equal(ancer.columns["min_sigma"], [0.25, 0.3, 0.5])
     np.testing.assert_array_equal(ancer.columns["time"], [86401.5, 2.0, 3.0])
-    assert ancer.columns["memory_status"].tolist() == ["unchanged", "abstained", "shrunk"]
+    assert ancer.columns["memory_status"].tolist() == ["unchanged", "abstain_inside", "shrunk"]
     assert ancer.columns["opt_time"].dtype == np.float64 and ancer.columns["predict"].dtype == np.int64
 
 

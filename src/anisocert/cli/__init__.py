@@ -14,6 +14,7 @@ from .experiment import experiment
 from .report import report
 from .train import train
 from .verify import verify
+from .visualize import visualize
 
 __all__ = ["app", "main", "user_errors"]
 
@@ -29,6 +30,7 @@ app.command()(report)
 app.command()(train)
 app.command()(verify)
 app.command()(experiment)
+app.command()(visualize)
 
 
 def main() -> None:

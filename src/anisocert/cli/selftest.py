@@ -32,16 +32,18 @@ def _print_table(results, seconds: float) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"anisocert selftest ({len(results)} checks, {seconds:.1f} s)", show_lines=True)
+    table = Table(title=f"anisocert selftest: {len(results)} checks in {seconds:.1f} s")
+    table.add_column("#", justify="right")
     table.add_column("check", overflow="fold")
     table.add_column("measured", justify="right", no_wrap=True)
     table.add_column("bound", justify="right", no_wrap=True)
     table.add_column("result", no_wrap=True)
-    table.add_column("detail", overflow="fold", style="dim")
-    for r in results:
+    for number, r in enumerate(results, 1):
         verdict = "[green]PASS[/green]" if r.passed else "[bold red]FAIL[/bold red]"
-        table.add_row(escape(r.name), f"{r.measured:.4g}", f"{r.op} {r.bound:.4g}", verdict, escape(r.detail))
+        table.add_row(str(number), escape(r.name), f"{r.measured:.4g}", f"{r.op} {r.bound:.4g}", verdict)
     console = Console()
     console.print(table)
+    for number, r in enumerate(results, 1):
+        console.print(f"{number:>2}. {escape(r.detail)} ({r.seconds:.1f} s)", highlight=False)
     failed = [r.name for r in results if not r.passed]
     console.print(f"[bold red]{len(failed)} violation(s)[/bold red]" if failed else "no violation")

@@ -1,0 +1,396 @@
+"""Pictures of certification runs: theta maps, a perturbation inside the anisotropic certificate but outside
+the isotropic one, and the runtime comparison; the 2-D toy pictures live in ``visualize_toy``.
+
+Everything is read from the run store (the reported certificate: after memory when the run used it) and
+drawn on matplotlib's Agg canvas (imported lazily, no pyplot), so it works headless. Figures are sized for
+one paper column (3.5 in) and saved as PNG (300 dpi) and PDF.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _checks
+from ._visualize_figures import IMAGE_FIGSIZE, PERTURBATION_FIGSIZE, plot_perturbation, plot_theta_map
+from .errors import InputError, InvalidParameterError
+from .visualize_toy import ToySettings, one_thread, visualize_toy
+
+__all__ = ["IMAGE_FIGSIZE", "PERTURBATION_FIGSIZE", "InputCertificate", "Perturbation", "ToySettings"]
+__all__ += ["demo_figures", "largest_theta_perturbation", "perturb_input", "plot_perturbation"]
+__all__ += ["plot_theta_map", "read_certificates", "visualize_run", "visualize_toy"]
+
+_P = {"l2": 2, "l1": 1}
+
+
+@dataclass(frozen=True, eq=False)
+class InputCertificate:
+    """The certificate a run reports for one input: region {d : ||d / theta||_p <= gap} around x.
+
+    theta (float64, the input's shape) is the certified noise scale: per dimension for an ANCER record,
+    the constant sigma otherwise; anisotropic says which. prediction -1 = abstain. status is the memory
+    status ("none" without memory). radius = min(theta) * gap.
+    """
+
+    idx: int
+    label: int
+    prediction: int
+    gap: float
+    theta: np.ndarray
+    sigma: float
+    anisotropic: bool
+    fallback: bool
+    status: str
+    method: str
+    noise: str
+    norm: str
+
+    @property
+    def radius(self) -> float:
+        return float(self.theta.min() * self.gap)
+
+    def no_perturbation_reason(self) -> str | None:
+        """Why no perturbation can be drawn for this input, or None."""
+        if not self.anisotropic:
+            why = "an isotropic fallback" if self.fallback else f"a {self.method} run"
+            return f"input {self.idx} has no anisotropic theta ({why}: theta = {self.sigma:.4g} everywhere)"
+        if self.prediction < 0 or self.gap <= 0:
+            return f"input {self.idx} is not certified (abstain, memory status {self.status})"
+        return None
+
+
+def read_certificates(run_dir, indices=None):
+    """(config, dataset, {idx: InputCertificate}) for the stored inputs of RUN_DIR (all, or `indices`).
+
+    Raises RunStoreError for a folder that is not a run and InvalidParameterError for an idx the run
+    does not hold (the message lists a few that it does).
+    """
+    from .data import load_data
+    from .noise import get_noise
+    from .store import RunStore
+
+    store = RunStore.read(run_dir)
+    try:
+        config, records = store.config, {r.idx: r for r in store.records()}
+        memory = {m.idx: m for m in store.memory_records()}
+    finally:
+        store.close()
+    wanted = sorted(records) if indices is None else [int(i) for i in indices]
+    missing = [i for i in wanted if i not in records]
+    if missing:
+        have = ", ".join(map(str, sorted(records)[:8]))
+        raise InvalidParameterError(
+            f"--idx {missing[0]} is not in {run_dir} (it holds {len(records)} inputs: {have}...); "
+            "pass an idx the run certified"
+        )
+    dataset = load_data(config.data, config.split)
+    noise = get_noise(config.noise)
+    out = {}
+    for i in wanted:
+        r, m = records[i], memory.get(i)
+        theta = np.full(dataset.input_shape, float(r.sigma)) if r.theta is None else r.theta
+        out[i] = InputCertificate(
+            idx=i,
+            label=int(r.label),
+            prediction=int(m.predict if m else r.predict),
+            gap=float(m.gap if m else r.gap),
+            theta=np.asarray(theta, dtype=np.float64).reshape(dataset.input_shape),
+            sigma=float(r.sigma),
+            anisotropic=r.theta is not None,
+            fallback=bool(r.fallback),
+            status=m.status if m else "none",
+            method=config.method,
+            noise=noise.name,
+            norm=noise.norm,
+        )
+    return config, dataset, out
+
+
+def largest_theta_perturbation(
+    x, theta, gap: float, norm: str, iso_radius: float, *, fraction=0.99, margin=2.0, value_range=(0.0, 1.0)
+):
+    """A perturbation d along the largest-theta dimensions with ||d / theta||_p = fraction * gap.
+
+    d_i = s_i a theta_i on the k largest theta_i (0 elsewhere), a = fraction * gap / k^(1/p), so that
+    ||d / theta||_p = fraction * gap (inside the certified region when fraction < 1) and ||d||_p =
+    fraction * gap * M_p, M_p the power mean (p = 2: root mean square, p = 1: mean) of the k largest
+    theta. k is the largest count with ||d||_p >= margin * iso_radius; if none reaches it, k = 1 (the
+    largest ||d||_p possible) when that still exceeds iso_radius, else no perturbation exists (k = 0,
+    d = 0). Signs s_i point into value_range (up below its midpoint, down above), or are all + when
+    value_range is None. x and theta have the same shape; returns (d of that shape, k).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    theta = np.asarray(theta, dtype=np.float64)
+    flat = theta.reshape(-1)
+    p = _P[norm]
+    order = np.argsort(-flat, kind="stable")
+    k_all = np.arange(1, flat.size + 1)
+    power_mean = (np.cumsum(flat[order] ** p) / k_all) ** (1.0 / p)
+    reach = fraction * gap * power_mean  # ||d||_p with the k largest theta
+    ok = np.flatnonzero(reach >= margin * iso_radius)
+    k = int(ok[-1] + 1) if ok.size else (1 if reach[0] > iso_radius else 0)
+    d = np.zeros(flat.size)
+    if k:
+        top = order[:k]
+        if value_range is None:
+            sign = np.ones(k)
+        else:
+            sign = np.where(x.reshape(-1)[top] > 0.5 * (value_range[0] + value_range[1]), -1.0, 1.0)
+        d[top] = sign * (fraction * gap / k ** (1.0 / p)) * flat[top]
+    return d.reshape(theta.shape), k
+
+
+@dataclass(frozen=True, eq=False)
+class Perturbation:
+    """x + d inside the anisotropic certificate, outside the isotropic ball, and the smoothed check there.
+
+    x, d, theta: float64 arrays of the input's shape. scaled_norm = ||d / theta||_p (= fraction * gap),
+    d_norm = ||d||_p, iso_radius the isotropic radius it is compared with. check_*: the smoothed
+    classifier at x + d with the same theta on check_n fresh draws (seed check_seed): its prediction
+    (-1 = abstain) and pA_lower.
+    """
+
+    certificate: InputCertificate
+    x: np.ndarray
+    d: np.ndarray
+    k: int
+    iso_radius: float
+    scaled_norm: float
+    d_norm: float
+    check_prediction: int
+    check_pA_lower: float
+    check_n: int
+    check_seed: int
+    check_alpha: float
+
+    @property
+    def holds(self) -> bool:
+        """Whether the smoothed classifier returns the certified class at x + d."""
+        return self.check_prediction == self.certificate.prediction
+
+
+def _check_shape(fraction, margin) -> None:
+    _checks.check_real("fraction", fraction, high=1.0 + 1e-12, hint="; e.g. 0.99 (inside the region)")
+    _checks.check_real("margin", margin, hint="; e.g. 2 (twice the isotropic radius)")
+
+
+def _iso_radii(iso_run, config) -> dict[int, float]:
+    """{idx: reported radius} of an isotropic run on the same data and noise ({} without one)."""
+    if iso_run is None:
+        return {}
+    iso_config, _, certs = read_certificates(iso_run)
+    if (iso_config.data, iso_config.split, iso_config.noise) != (config.data, config.split, config.noise):
+        raise InvalidParameterError(
+            f"--iso-run {iso_run} certifies {iso_config.data} ({iso_config.split}) with {iso_config.noise} "
+            f"noise, not {config.data} ({config.split}) with {config.noise}; pass a matching isotropic run"
+        )
+    return {i: c.radius for i, c in certs.items()}
+
+
+def _perturb(config, dataset, cert, model, iso_radius, *, n, seed, fraction, margin) -> Perturbation:
+    """largest_theta_perturbation for cert, then CERTIFY at x + d with cert's theta (see perturb_input)."""
+    import torch
+
+    from .smooth import Smoothed
+
+    reason = cert.no_perturbation_reason()
+    if reason:
+        raise InputError(reason + "; pick an input of an ANCER run without fallback")
+    x = dataset.get([cert.idx])[0].double().numpy()
+    d, k = largest_theta_perturbation(
+        x,
+        cert.theta,
+        cert.gap,
+        cert.norm,
+        iso_radius,
+        fraction=fraction,
+        margin=margin,
+        value_range=dataset.value_range,
+    )
+    if k == 0:
+        raise InputError(
+            f"input {cert.idx}: no direction of the anisotropic region reaches beyond the isotropic "
+            f"radius {iso_radius:.4g} (largest theta {cert.theta.max():.4g})"
+        )
+    seed = config.seed + 1 if seed is None else _checks.check_int("seed", seed, min_value=0)
+    n = config.n if n is None else _checks.check_int("n", n, hint="; e.g. 2000")
+    smoothed = Smoothed(model, cert.noise, batch_size=config.batch_size)
+    as_tensor = dict(dtype=torch.float32, device=smoothed.device)
+    result = smoothed.certify(
+        torch.as_tensor(x + d, **as_tensor)[None],
+        torch.as_tensor(cert.theta, **as_tensor)[None],
+        n0=config.n0,
+        n=n,
+        alpha=config.alpha,
+        seed=seed,
+        idx=[cert.idx],
+    )
+    p = _P[cert.norm]
+    return Perturbation(
+        certificate=cert,
+        x=x,
+        d=d,
+        k=k,
+        iso_radius=float(iso_radius),
+        scaled_norm=float(np.linalg.norm((d / cert.theta).reshape(-1), ord=p)),
+        d_norm=float(np.linalg.norm(d.reshape(-1), ord=p)),
+        check_prediction=int(result.prediction[0]),
+        check_pA_lower=float(result.pA_lower[0]),
+        check_n=n,
+        check_seed=seed,
+        check_alpha=float(config.alpha),
+    )
+
+
+def perturb_input(
+    run_dir, idx: int, *, iso_run=None, n=None, seed=None, fraction=0.99, margin=2.0, model=None, device=None
+) -> Perturbation:
+    """Perturb input idx of an ANCER run along its largest theta and check the smoothed prediction there.
+
+    d comes from largest_theta_perturbation (||d / theta||_p = fraction * gap, so x + d lies inside the
+    reported certificate). The isotropic radius it is compared with is max(min(theta) * gap, the radius
+    `iso_run` reports for idx): the largest isotropic ball inside the anisotropic region, and the
+    certificate of a separate isotropic run. The check runs CERTIFY at x + d with the same theta on
+    n0 + n fresh draws (n defaults to the run's) seeded by `seed` (default: the run's seed + 1, so none
+    of the run's draws is reused); `model` defaults to the run's model, loaded on `device`.
+
+    Raises InputError when the input has no anisotropic certificate or no direction reaches beyond
+    the isotropic radius.
+    """
+    from .models import load_model
+
+    _check_shape(fraction, margin)
+    config, dataset, certs = read_certificates(run_dir, [idx])
+    cert = certs[int(idx)]
+    iso_radius = max(cert.radius, _iso_radii(iso_run, config).get(cert.idx, 0.0))
+    if model is None and cert.no_perturbation_reason() is None:
+        model = load_model(config.model, device=device or config.device).module
+    return _perturb(
+        config, dataset, cert, model, iso_radius, n=n, seed=seed, fraction=fraction, margin=margin
+    )
+
+
+def visualize_run(
+    run_dir, indices, out, *, iso_run=None, n=None, seed=None, margin=2.0, device=None, log=None
+) -> list[Path]:
+    """For each idx: OUT/theta_IDX.{png,pdf} and, for an anisotropic certificate, OUT/perturbation_IDX.
+
+    See plot_theta_map and perturb_input (iso_run, n, seed, margin, device; ||d / theta||_p = 0.99 gap).
+    Inputs without an anisotropic theta (fixed or isotropic runs, fallbacks, abstentions) get the theta
+    map only, and `log` says why. Returns the paths written.
+    """
+    from .models import load_model
+
+    log, fraction = log or (lambda text: None), 0.99
+    _check_shape(fraction, margin)
+    indices = list(dict.fromkeys(_checks.check_int("idx", i, min_value=0) for i in indices))
+    if not indices:
+        raise InvalidParameterError("no inputs given; pass --idx I (several times for several inputs)")
+    config, dataset, certs = read_certificates(run_dir, indices)
+    iso_radii = _iso_radii(iso_run, config)
+    model, out, written = None, Path(out), []
+    for i in indices:
+        cert = certs[i]
+        x = dataset.get([i])[0].numpy()
+        written += plot_theta_map(cert, x, out / f"theta_{i}", value_range=dataset.value_range)
+        reason = cert.no_perturbation_reason()
+        if reason:
+            log(f"{reason}: no perturbation drawn")
+            continue
+        if model is None:
+            model = load_model(config.model, device=device or config.device).module
+        iso_radius = max(cert.radius, iso_radii.get(i, 0.0))
+        try:
+            pert = _perturb(
+                config, dataset, cert, model, iso_radius, n=n, seed=seed, fraction=fraction, margin=margin
+            )
+        except InputError as err:
+            log(f"{err}: no perturbation drawn")
+            continue
+        written += plot_perturbation(pert, out / f"perturbation_{i}", value_range=dataset.value_range)
+        p = cert.norm[1]
+        log(
+            f"input {i}: ||d/theta||_{p} = {pert.scaled_norm:.4g} (gap {cert.gap:.4g}), ||d||_{p} = "
+            f"{pert.d_norm:.4g} > isotropic radius {pert.iso_radius:.4g}; smoothed prediction at x + d "
+            f"{'holds' if pert.holds else 'does NOT hold'} (class {pert.check_prediction}, pA_lower "
+            f"{pert.check_pA_lower:.4f}, {pert.check_n} fresh draws, seed {pert.check_seed})"
+        )
+    return written
+
+
+# --------------------------------------------------------------------------------------------------- demo
+
+
+def _ancer_inputs(certs: dict, count: int) -> list[int]:
+    """The first `count` idx with a certified, correct, anisotropic certificate (else any anisotropic)."""
+    good = [i for i, c in sorted(certs.items()) if c.no_perturbation_reason() is None]
+    right = [i for i in good if certs[i].prediction == certs[i].label]
+    return (right + [i for i in good if i not in right])[:count]
+
+
+def demo_figures(out_dir, run_dirs: Sequence, *, inputs: int = 2, log=print) -> list[Path]:
+    """The pictures of `make demo`: toy regions, theta maps and perturbations of ANCER runs, runtimes.
+
+    Writes OUT_DIR/toy/toy_{moons,band}.{png,pdf}; for each ANCER run among run_dirs (image data), the
+    theta map and perturbation of `inputs` certified inputs into OUT_DIR/RUN_NAME/ (the isotropic radius
+    is compared with a matching isotropic run of run_dirs when there is one); OUT_DIR/runtime_NOISE.{png,pdf}
+    (the runs of each noise family) and their tables in OUT_DIR/runtime.md. Returns the paths written.
+    """
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    with one_thread():
+        written = _demo_figures(out, run_dirs, inputs, log)
+    log(f"figures: {len(written)} files in {time.perf_counter() - t0:.0f} s")
+    return written
+
+
+def _same(a, b, fields) -> bool:
+    return all(getattr(a, k) == getattr(b, k) for k in fields)
+
+
+def _demo_figures(out: Path, run_dirs, inputs: int, log) -> list[Path]:
+    """The work of demo_figures."""
+    from .plots import plot_runtime, runtime_summary, runtime_table
+    from .report import load_results
+    from .store import RunStore
+
+    written = visualize_toy(out / "toy", ToySettings(grid=80), log=log)
+    configs = {}
+    for run in map(Path, run_dirs):
+        store = RunStore.read(run)
+        configs[run] = store.config
+        store.close()
+    for run, config in configs.items():
+        if config.method != "ancer" or config.data in ("moons", "band"):
+            continue
+        same = ("data", "split", "noise", "model", "sigma")
+        twins = [r for r, c in configs.items() if c.method == "isotropic" and _same(c, config, same)]
+        iso = twins[0] if twins else None
+        _, _, certs = read_certificates(run)
+        chosen = _ancer_inputs(certs, inputs)
+        if not chosen:
+            log(f"{run}: no certified anisotropic input to draw")
+            continue
+        written += visualize_run(run, chosen, out / run.name, iso_run=iso, log=log)
+    sections = ["# Runtime comparison", ""]
+    for noise in dict.fromkeys(c.noise for c in configs.values()):  # one chart per noise: one norm
+        results = [load_results(r) for r, c in configs.items() if c.noise == noise]
+        written += plot_runtime(results, out / f"runtime_{noise}")
+        caption = runtime_summary(results).caption
+        sections += [
+            f"## {noise} noise",
+            "",
+            caption,
+            "",
+            runtime_table(results),
+            f"![runtime](runtime_{noise}.png)",
+            "",
+        ]
+    if configs:
+        (out / "runtime.md").write_text("\n".join(sections))
+        written.append(out / "runtime.md")
+    return written

@@ -1,0 +1,309 @@
+"""Visualisations: drawn regions lie on their exact boundaries, perturbations stay inside the anisotropic
+certificate and outside the isotropic one, and every command writes PNG/PDF files of the expected size."""
+
+import struct
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+import typer
+from typer.testing import CliRunner
+
+from anisocert.api import certify_dataset
+from anisocert.checkpoint import save_checkpoint
+from anisocert.config import CertifyConfig
+from anisocert.errors import InvalidParameterError, UnknownNameError
+from anisocert.models import create_model
+from anisocert.plots import COLUMN_FIGSIZE, plot_runtime, runtime_summary, runtime_table
+from anisocert.regions import Region
+from anisocert.report import Results, load_results
+from anisocert.store import RunStore
+from anisocert.visualize import (
+    IMAGE_FIGSIZE,
+    PERTURBATION_FIGSIZE,
+    ToySettings,
+    demo_figures,
+    largest_theta_perturbation,
+    perturb_input,
+)
+from anisocert.visualize_toy import ToyPanel, region_boundary, toy_figsize, toy_figure, toy_model, toy_panel
+
+DPI = 300
+P = {"l2": 2, "l1": 1}
+
+
+def _png_size(path) -> tuple[int, int]:
+    """(width, height) in pixels from the PNG header; also checks the signature and a non-trivial file."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+    return struct.unpack(">II", data[16:24])
+
+
+def _expect_figure(stem, figsize) -> None:
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    assert _png_size(png) == (round(figsize[0] * DPI), round(figsize[1] * DPI))
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 2_000
+
+
+def _gauge(points, region: Region) -> np.ndarray:
+    """||(z - center) / theta||_p for each row z, computed here (not by the code under test)."""
+    q = (points - region.center) / region.theta
+    return np.sqrt((q * q).sum(axis=1)) if region.norm == "l2" else np.abs(q).sum(axis=1)
+
+
+def _app():
+    from anisocert.cli.visualize import visualize
+
+    app = typer.Typer()
+    app.command()(visualize)
+    app.command("noop")(lambda: None)  # two commands: typer keeps `visualize` as a sub-command
+    return app
+
+
+# ------------------------------------------------------------------------------------------- geometry
+
+
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_boundary_points_satisfy_the_region_equation(norm):
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        region = Region(rng.normal(size=2), rng.uniform(0.01, 3.0, size=2), rng.uniform(0.1, 4.0), norm)
+        points = region_boundary(region)
+        assert np.allclose(_gauge(points, region), region.gap, rtol=1e-9, atol=0)
+        # the curve reaches the extreme points center +- gap * theta_i e_i (not a smaller region)
+        d = points - region.center
+        assert np.allclose(np.abs(d).max(axis=0), region.gap * region.theta, rtol=1e-9)
+        # just outside / inside by a relative 1e-6 is outside / inside by the library's own test
+        assert not region.contains(region.center + 1.000001 * d).any()
+        assert region.contains(region.center + 0.999999 * d).all()
+
+
+def _synthetic_panel(norm: str) -> ToyPanel:
+    rng = np.random.default_rng(0)
+    centers = rng.uniform(0, 1, size=(4, 2))
+    iso = [Region(c, np.full(2, 0.05), 1.5, norm) for c in centers]
+    ancer = [Region(c, np.array([0.3, 0.04]), 1.2, norm) for c in centers[:3]]
+    ancer.append(Region(centers[3], np.array([0.3, 0.04]), 0.0, norm))  # abstained: nothing drawn
+    return ToyPanel(
+        data="band",
+        noise="gaussian" if norm == "l2" else "uniform",
+        norm=norm,
+        sigma=0.05,
+        settings=ToySettings(grid=5, draws=4),
+        extent=(0.0, 1.0, 0.0, 1.0),
+        prob=rng.uniform(size=(5, 5)),
+        points=rng.uniform(size=(20, 2)),
+        point_labels=rng.integers(0, 2, 20),
+        centers=centers,
+        labels=np.zeros(4, dtype=int),
+        iso=iso,
+        ancer=ancer,
+        iso_prediction=np.zeros(4, dtype=int),
+        ancer_prediction=np.array([0, 0, 0, -1]),
+    )
+
+
+def _check_drawn_regions(fig, panels) -> int:
+    """Every region line of the figure lies on its region's boundary; returns how many were checked."""
+    checked = 0
+    for ax, panel in zip(fig.axes, panels):
+        lines = {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}
+        drawn = [(f"iso-{j}", r) for j, r in enumerate(panel.iso) if r.gap > 0]
+        drawn += [(f"ancer-{j}", r) for j, r in enumerate(panel.ancer) if r.gap > 0]
+        assert set(lines) == {gid for gid, _ in drawn}
+        for gid, region in drawn:
+            xy = np.asarray(lines[gid].get_xydata(), dtype=np.float64)
+            assert np.allclose(_gauge(xy, region), region.gap, rtol=1e-9, atol=0), gid
+            checked += 1
+    return checked
+
+
+def test_toy_figure_draws_the_exact_boundaries():
+    panels = [_synthetic_panel("l2"), _synthetic_panel("l1")]
+    fig = toy_figure(panels)
+    assert tuple(fig.get_size_inches()) == toy_figsize(2)
+    assert _check_drawn_regions(fig, panels) == 2 * (4 + 3)
+    assert fig.axes[0].get_title() and fig.axes[0].get_xlabel().endswith("(input units)")
+    assert fig.legends, "the figure needs a legend"
+
+
+def test_real_toy_panel_certifies_and_draws_its_regions(tmp_path):
+    settings = ToySettings(
+        inputs=4, grid=12, draws=20, n=500, epochs=4, ancer_iterations=10, ancer_samples=16
+    )
+    model = toy_model("band", "gaussian", 0.05, cache_dir=tmp_path, epochs=4)
+    panel = toy_panel("band", "gaussian", settings, model=model)
+    assert panel.prob.shape == (12, 12) and 0 <= panel.prob.min() and panel.prob.max() <= 1
+    for iso, ancer in zip(panel.iso, panel.ancer):
+        assert np.array_equal(iso.center, ancer.center)
+        assert iso.theta[0] == iso.theta[1]  # isotropic: one sigma_x
+        assert (ancer.theta >= iso.theta - 1e-6).all()  # ANCER starts at sigma_x and projects onto >= it
+    # the gaps are those of CERTIFY: Phi^-1(pA_lower) <= the (n, alpha) ceiling
+    ceiling = scipy.stats.norm.ppf(settings.alpha ** (1 / settings.n))
+    assert all(0 <= r.gap <= ceiling + 1e-12 for r in panel.iso + panel.ancer)
+    assert _check_drawn_regions(toy_figure([panel]), [panel]) >= 1
+
+
+def test_toy_command_writes_png_and_pdf(tmp_path):
+    out = tmp_path / "toy"
+    args = ["visualize", "toy", "--out", str(out), "--data", "band", "--inputs", "2", "--grid", "16"]
+    result = CliRunner().invoke(_app(), args + ["--draws", "10", "--n", "200", "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    _expect_figure(out / "toy_band", toy_figsize(2))
+    assert f"wrote {out / 'toy_band.pdf'}" in result.output
+
+
+def test_toy_errors_are_one_line_exit_2(tmp_path):
+    runner = CliRunner()
+    bad = runner.invoke(_app(), ["visualize", "toy", "--data", "spiral", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "spiral" in bad.output and "moons" in bad.output
+    bad = runner.invoke(_app(), ["visualize", "toy", "--idx", "3", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "--idx" in bad.output
+    with pytest.raises(InvalidParameterError):
+        ToySettings(n=5)  # can never certify at alpha = 0.001
+    with pytest.raises(UnknownNameError):
+        toy_panel("digits", "gaussian")
+
+
+# ------------------------------------------------------------------------------------- perturbations
+
+
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_largest_theta_perturbation_is_inside_and_beyond(norm):
+    rng = np.random.default_rng(1 if norm == "l2" else 2)
+    p = P[norm]
+    ks = set()
+    for _ in range(30):
+        # mostly near-constant theta with a few large entries: the margin decides k
+        theta = rng.uniform(1.0, 1.2, size=(1, 8, 8)) * np.where(rng.random((1, 8, 8)) < 0.15, 5.0, 1.0)
+        x, gap, margin = rng.uniform(0, 1, size=theta.shape), rng.uniform(0.2, 3.0), rng.uniform(1.2, 6.0)
+        iso = theta.min() * gap
+        d, k = largest_theta_perturbation(x, theta, gap, norm, iso, fraction=0.99, margin=margin)
+        assert k >= 1
+        ks.add(k)
+        scaled = np.linalg.norm((d / theta).ravel(), ord=p)
+        assert scaled == pytest.approx(0.99 * gap, rel=1e-12) and scaled <= gap
+        assert np.linalg.norm(d.ravel(), ord=p) > iso
+        # independent checks with the library's regions: inside the anisotropic region, outside the ball
+        center = x.ravel()
+        assert Region(center, theta.ravel(), gap, norm).contains(center + d.ravel())[0]
+        assert not Region(center, np.full(center.size, 1.0), iso, norm).contains(center + d.ravel())[0]
+        # support: exactly the k largest theta; signs point into [0, 1]
+        support = np.flatnonzero(d.ravel())
+        assert support.size == k and theta.ravel()[support].min() >= np.sort(theta.ravel())[-k]
+        assert (np.sign(d.ravel()[support]) == np.where(center[support] > 0.5, -1, 1)).all()
+        # k is the largest count reaching margin x the isotropic radius (brute force), else 1
+        top = np.sort(theta.ravel())[::-1]
+        reach = [0.99 * gap * np.mean(top[:j] ** p) ** (1 / p) for j in range(1, top.size + 1)]
+        good = [j + 1 for j, r in enumerate(reach) if r >= margin * iso]
+        assert k == (good[-1] if good else 1)
+    assert len(ks) > 5 and 1 in ks  # the margin did decide k, including the fallback to one pixel
+
+
+def test_isotropic_theta_has_no_perturbation():
+    d, k = largest_theta_perturbation(np.zeros(16), np.full(16, 0.5), 2.0, "l2", 1.0)
+    assert k == 0 and not d.any()
+
+
+# ------------------------------------------------------------------------------------------- runs
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny ANCER run, its isotropic twin and a fixed run on digits with a seeded untrained CNN."""
+    root = tmp_path_factory.mktemp("runs")
+    torch.manual_seed(0)
+    model = save_checkpoint(root / "cnn", create_model("digits_cnn"), arch="digits_cnn", num_classes=10)
+    common = dict(model=str(model), data="digits", n=200, max_count=3, iso_method="search", iso_samples=32)
+    ancer = dict(ancer_iterations=5, ancer_samples=16, ancer_lr=0.5)
+    paths = {}
+    for method, extra in (("ancer", ancer), ("isotropic", {}), ("fixed", {})):
+        config = CertifyConfig(method=method, label=method, **common, **extra)
+        paths[method] = certify_dataset(config, root / method, progress=False).run_dir
+    return paths
+
+
+def test_visualize_run_writes_figures_and_the_perturbation_is_sound(runs, tmp_path):
+    out = tmp_path / "figs"
+    args = ["visualize", str(runs["ancer"]), "--idx", "0", "--idx", "2", "--out", str(out)]
+    result = CliRunner().invoke(_app(), args + ["--iso-run", str(runs["isotropic"]), "--n", "200"])
+    assert result.exit_code == 0, result.output
+    for i in (0, 2):  # input 1 fell back to its isotropic certificate (no perturbation)
+        _expect_figure(out / f"theta_{i}", IMAGE_FIGSIZE)
+        _expect_figure(out / f"perturbation_{i}", PERTURBATION_FIGSIZE)
+    assert "holds" in result.output
+
+    # the perturbation against the stored certificate, read here from the store and the iso run's TSV
+    store = RunStore.read(runs["ancer"])
+    record = {r.idx: r for r in store.records()}[0]
+    gap = {m.idx: m.gap for m in store.memory_records()}.get(0, record.gap)
+    store.close()
+    iso_tsv = load_results(runs["isotropic"])
+    iso_radius = float(iso_tsv.radius[iso_tsv.columns["idx"] == 0][0])
+    pert = perturb_input(runs["ancer"], 0, iso_run=runs["isotropic"], n=200)
+    theta = record.theta.astype(np.float64).reshape(pert.d.shape)
+    assert np.linalg.norm((pert.d / theta).ravel(), ord=2) <= gap
+    assert np.linalg.norm(pert.d.ravel(), ord=2) > max(iso_radius, theta.min() * gap)
+    assert pert.check_seed != 0 and pert.check_n == 200  # fresh draws: the run used seed 0
+    assert pert.holds == (pert.check_prediction == record.predict)
+
+
+def test_fixed_run_has_no_anisotropic_theta(runs, tmp_path):
+    result = CliRunner().invoke(
+        _app(), ["visualize", str(runs["fixed"]), "--idx", "2", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no anisotropic theta" in result.output
+    _expect_figure(tmp_path / "theta_2", IMAGE_FIGSIZE)
+    assert not (tmp_path / "perturbation_2.png").exists()
+    bad = CliRunner().invoke(_app(), ["visualize", str(runs["fixed"]), "--idx", "99", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "99" in bad.output
+
+
+def test_demo_figures_draw_ancer_inputs_and_runtimes(runs, tmp_path, monkeypatch):
+    monkeypatch.setattr("anisocert.visualize.visualize_toy", lambda *a, **k: [])  # covered above
+    written = demo_figures(tmp_path, list(runs.values()), inputs=1, log=lambda text: None)
+    names = {p.name for p in written}
+    assert {"theta_0.png", "perturbation_0.pdf", "runtime_gaussian.png", "runtime.md"} <= names
+    _expect_figure(tmp_path / "runtime_gaussian", COLUMN_FIGSIZE)
+    assert "| ancer |" in (tmp_path / "runtime.md").read_text()
+
+
+# ----------------------------------------------------------------------------------------- runtime
+
+
+def _timed(name, opt, cert, proxy, method):
+    k = len(cert)
+    columns = {
+        "idx": np.arange(k),
+        "label": np.zeros(k, dtype=int),
+        "predict": np.zeros(k, dtype=int),
+        "radius": np.asarray(proxy) / 2,
+        "radius_proxy": np.asarray(proxy, dtype=float),
+        "correct": np.ones(k, dtype=int),
+        "time": np.asarray(cert, dtype=float),
+        "opt_time": np.asarray(opt, dtype=float),
+    }
+    return Results(name, columns, meta={"config": {"method": method}})
+
+
+def test_runtime_table_values_and_chart(tmp_path):
+    iso = _timed("iso", [1, 2, 3, 4, 10], [0.5] * 5, [0.4] * 5, "isotropic")
+    fixed = _timed("fix", [0] * 5, [0.1, 0.2, 0.3, 0.4, 0.5], [0.2] * 5, "fixed")
+    ancer = _timed("anc", [2, 4, 6, 8, 20], [0.5] * 5, [1.0] * 5, "ancer")
+    table = runtime_summary([iso, fixed, ancer])
+    assert table.corner == "method" and table.rows == ["iso", "fix", "anc"]
+    v = table.values
+    np.testing.assert_allclose(v[0, :5], [3, 2, 0.5, 0, 0.4])  # medians and IQRs (numpy's percentiles)
+    np.testing.assert_allclose(v[1, :5], [0, 0, 0.3, 0.2, 0.2])
+    # gained proxy radius per extra second vs the fixed run: (1.0 - 0.2) / ((8 + 0.5) - (0 + 0.3))
+    assert v[2, 5] == pytest.approx(0.8 / 8.2)
+    assert v[0, 5] == pytest.approx(0.2 / (4.5 - 0.3)) and np.isnan(v[1, 5])
+    text = runtime_table([iso, fixed, ancer])
+    assert text.startswith("| method |") and "vs fix" in text and "| fix | 0 | 0 | 0.3 | 0.2 |" in text
+    paths = plot_runtime([iso, fixed, ancer], tmp_path / "rt")
+    _expect_figure(tmp_path / "rt", COLUMN_FIGSIZE)
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    with pytest.raises(InvalidParameterError):
+        plot_runtime([], tmp_path / "none")
