@@ -12,6 +12,7 @@ from ._common import user_errors
 from .certify import certify
 from .experiment import experiment
 from .report import report
+from .selftest import selftest
 from .train import train
 from .verify import verify
 from .visualize import visualize
@@ -31,6 +32,7 @@ app.command()(train)
 app.command()(verify)
 app.command()(experiment)
 app.command()(visualize)
+app.command()(selftest)
 
 
 def main() -> None:
