@@ -159,7 +159,22 @@ def finish_model(
 # Small architectures for the embedded data sets (kept here: the digits CNN itself lives in digits.py).
 
 
-class MLP2d(nn.Module):
+class LinearHead(nn.Module):
+    """The timm-style interface shared by models whose classifier is ``self.fc`` on pooled features:
+    forward = forward_head(forward_features(x)); reset_classifier replaces fc."""
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.fc = nn.Linear(self.fc.in_features, num_classes)
+        self.num_classes = num_classes
+
+
+class MLP2d(LinearHead):
     """Normalize -> (Linear -> ReLU) x depth -> Linear: logits for 2-D toy inputs of shape (B, 2)."""
 
     def __init__(
@@ -177,16 +192,6 @@ class MLP2d(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.normalize(x))
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.body(self.normalize(x)))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.fc.in_features, num_classes)
-        self.num_classes = num_classes
 
 
 @register_model

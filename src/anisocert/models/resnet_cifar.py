@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._registry import Normalize, finish_model, register_model
+from ._registry import LinearHead, Normalize, finish_model, register_model
 
 __all__ = ["BasicBlock", "CifarResNet", "ResNet18", "CIFAR10_MEAN", "CIFAR10_STD"]
 
@@ -69,7 +69,7 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(LinearHead):
     """Normalize -> conv3x3(16) -> BN -> ReLU -> 3 stages of (depth - 2) / 6 basic blocks -> pool -> fc.
 
     Input (B, 3, 32, 32) pixels in [0, 1]; output (B, num_classes) logits.
@@ -96,18 +96,8 @@ class CifarResNet(nn.Module):
         x = self.layer3(self.layer2(self.layer1(x)))
         return torch.flatten(self.avgpool(x), 1)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.fc.in_features, num_classes)
-        self.num_classes = num_classes
-
-
-class ResNet18(nn.Module):
+class ResNet18(LinearHead):
     """Normalize -> stem -> 4 stages of 2 basic blocks (64, 128, 256, 512) -> pool -> fc.
 
     stem="cifar": conv3x3 stride 1 + BN + ReLU (no max-pool). stem="ancer": conv7x7 stride 2 (no BN)
@@ -140,16 +130,6 @@ class ResNet18(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(self.normalize(x)))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.fc.in_features, num_classes)
-        self.num_classes = num_classes
 
 
 def _finish(model: nn.Module, num_classes: int, mean: Sequence[float], std: Sequence[float]) -> nn.Module:

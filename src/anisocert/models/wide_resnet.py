@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._registry import Normalize, finish_model, register_model
+from ._registry import LinearHead, Normalize, finish_model, register_model
 from .resnet_cifar import CIFAR10_MEAN, CIFAR10_STD
 
 __all__ = ["WideBasicBlock", "WideResNet"]
@@ -63,7 +63,7 @@ class _NetworkBlock(nn.Module):
         return self.layer(x)
 
 
-class WideResNet(nn.Module):
+class WideResNet(LinearHead):
     """Normalize -> conv3x3(16) -> 3 stages of (depth - 4) / 6 blocks, width 16k/32k/64k -> BN-ReLU -> pool -> fc.
 
     Input (B, 3, 32, 32) pixels in [0, 1]; output (B, num_classes) logits.
@@ -105,16 +105,6 @@ class WideResNet(nn.Module):
         x = self.conv1(self.normalize(x))
         x = self.block3(self.block2(self.block1(x)))
         return torch.flatten(self.avgpool(self.relu(self.bn1(x))), 1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.fc.in_features, num_classes)
-        self.num_classes = num_classes
 
 
 @register_model
