@@ -18,6 +18,7 @@ __all__ = [
     "check_theta",
     "check_inputs",
     "smallest_certifying_n",
+    "check_device",
 ]
 
 
@@ -90,3 +91,28 @@ def check_inputs(x: torch.Tensor, *, name: str = "inputs") -> torch.Tensor:
         bad = int((~torch.isfinite(x)).flatten(1).any(1).nonzero()[0])
         raise InputError(f"{name} contain NaN or Inf (first at position {bad}); clean the data first")
     return x
+
+
+def check_device(requested: str | None) -> torch.device:
+    """The requested torch device if it exists here; else CUDA when present, else the CPU."""
+    if not requested:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        raise InvalidParameterError(
+            f"--device {requested!r} is not a device; use cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InvalidParameterError(
+                f"--device {requested}: no CUDA GPU is visible here; use --device cpu"
+            )
+        if device.index is not None and device.index >= count:
+            raise InvalidParameterError(
+                f"--device {requested}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
+            )
+    elif device.type not in ("cpu", "mps", "xpu"):
+        raise InvalidParameterError(f"--device {requested!r} is not supported; use cpu, cuda or cuda:N")
+    return device

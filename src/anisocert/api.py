@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import _checks
 from .config import CertifyConfig
 from .errors import InputError
 from .noise import get_noise
-from .smooth import ABSTAIN, CertifyResult, Smoothed
+from .reuse import Reused, load_reused
+from .smooth import ABSTAIN, CertifyResult, Smoothed, certificate_from_counts
 from .store import MemoryRecord, Record, RunStore, versions
 
-__all__ = ["certify_dataset", "RunSummary", "check_model_fits"]
+__all__ = ["certify_dataset", "ChunkWorker", "RunSummary", "check_model_fits"]
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,19 @@ def certify_dataset(
 
     model / dataset may be passed in (a LoadedModel and a Dataset) to skip loading by name.
     """
+    from contextlib import nullcontext
+
     from .data import load_data, select_indices
     from .models import load_model
 
-    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    distributed = config.workers > 1 or bool(config.ray_address)
+    if distributed:  # fail before loading anything when Ray is missing
+        from .distributed import certify_chunks, import_ray, ray_cluster
+
+        import_ray()
+    # with Ray the driver only checks the model (on the CPU: the GPUs are the workers')
+    device = config.device or ("cuda" if torch.cuda.is_available() and not distributed else "cpu")
+    given = (model, dataset)
     loaded = model if model is not None else load_model(config.model, device=device)
     dataset = dataset if dataset is not None else load_data(config.data, config.split)
     device = _device_of(loaded.module, config.device)
@@ -82,107 +93,161 @@ def certify_dataset(
     ]
     store = RunStore.open(out, config, command=command, versions=versions())
     try:
-        runner = _Runner(config, loaded.module, dataset, device, store)
+        reused = load_reused(config, config.model_sha256)
+        worker = ChunkWorker(config, loaded.module, dataset, device, reused=reused)
+        memory = _MemoryCertifier(config, dataset, store) if config.uses_memory else None
         records = {r.idx: r for r in store.records()}
         pending = [int(i) for i in indices if int(i) not in records]
-        with _Progress(progress, len(indices), len(indices) - len(pending)) as bar:
-            if config.uses_memory:
-                runner.memory_pass(indices, records)
-            for start in range(0, len(pending), config.inputs_per_batch):
-                chunk = pending[start : start + config.inputs_per_batch]
-                new = runner.certify_chunk(chunk)
+        store.add_optimised(reused.rows_for(pending, store.optimised(), need_theta=config.method == "ancer"))
+        optimised = store.optimised()
+        step = config.inputs_per_batch
+        chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
+        distributed = distributed and bool(chunks)  # nothing left: no cluster to start
+        cluster = ray_cluster(config.workers, config.ray_address) if distributed else nullcontext()
+        with cluster, _Progress(progress, len(indices), len(indices) - len(pending)) as bar:
+            t0 = time.perf_counter()
+            if memory is not None:
+                memory.advance(indices, records)
+            memory_seconds = time.perf_counter() - t0
+            if distributed:  # workers return optimisation rows and records; this process commits them
+                done = certify_chunks(
+                    config, chunks, optimised, model=given[0], dataset=given[1], reused=reused
+                )
+            else:
+
+                def in_process():  # optimisation rows are committed inside worker.run, before certification
+                    for c in chunks:
+                        known = {i: optimised[i] for i in c if i in optimised}
+                        yield c, [], worker.run(c, known, commit_optimised=store.add_optimised)[1]
+
+                done = in_process()
+            for chunk, new_optimised, new in done:
+                if new_optimised:
+                    store.add_optimised(new_optimised)
                 store.add_records(new)
                 records.update((r.idx, r) for r in new)
-                if config.uses_memory:
-                    runner.memory_pass(indices, records)
+                t0 = time.perf_counter()
+                if memory is not None:
+                    memory.advance(indices, records)
+                memory_seconds += time.perf_counter() - t0
                 bar(len(chunk))
     finally:
         files = store.export()
         summary = store.summary()
         store.close()
+    if memory is not None:
+        summary["memory_seconds"] = memory_seconds  # the driver's sequential share of the run
     return RunSummary(Path(out), summary, files)
 
 
-class _Runner:
-    """The per-chunk work of one run; holds the smoothed classifier and the memory."""
+# One optimisation result, as RunStore.add_optimised takes it:
+# (idx, sigma, theta flattened float32 or None, sigma_time, theta_time).
+OptimisedRow = tuple
 
-    def __init__(self, config: CertifyConfig, model, dataset, device, store: RunStore):
-        self.config, self.model, self.dataset, self.device, self.store = config, model, dataset, device, store
+
+class ChunkWorker:
+    """The per-chunk work of a run, free of any run store: choose theta, then certify with fresh draws.
+
+    Pure given (config, model, data): a chunk's records depend only on its indices and on the
+    optimisation results passed in, so any process (the driver, a Ray worker) can run any chunk.
+    """
+
+    def __init__(self, config: CertifyConfig, model, dataset, device, reused: Reused | None = None):
+        self.config, self.model, self.dataset, self.device = config, model, dataset, device
         self.noise = get_noise(config.noise)
         self.smoothed = Smoothed(model, self.noise, batch_size=config.batch_size, device=device)
-        self.memory = None
-        self.memory_done: set[int] = set()
+        self.reused = reused if reused is not None else load_reused(config, config.model_sha256)
+
+    def run(self, chunk: list[int], known: dict, commit_optimised=None) -> tuple[list, list[Record]]:
+        """(new optimisation rows, records) for the chunk. ``known`` maps idx -> stored optimisation
+        result (RunStore.optimised() values); the missing ones are optimised here and handed to
+        ``commit_optimised`` before certification starts (so a crash in certification keeps them)."""
+        x = self.dataset.get(np.asarray(chunk)).to(self.device, torch.float32)
+        new: list = []
+        if self.config.method != "fixed":
+            todo = [k for k, i in enumerate(chunk) if i not in known]
+            if todo:
+                new = self.optimise([chunk[k] for k in todo], x[todo])
+                if commit_optimised is not None:
+                    commit_optimised(new)
+                known = {**known, **{row[0]: row[1:] for row in new}}
+        return new, self.certify(chunk, x, known)
 
     # -- theta -----------------------------------------------------------------------------------
-    def noise_scales(self, chunk: list[int], x: torch.Tensor):
-        """(sigma (B,), theta (B,*D) or None, opt_time (B,)) for the chunk; optimisation results are
-        committed before certification, and reused when a previous run stored them."""
+    def noise_scales(self, chunk: list[int], x: torch.Tensor, known: dict):
+        """(sigma (B,), theta (B,*D) or None, opt_time (B,)) for the chunk from the optimisation results."""
         c = self.config
         B = len(chunk)
         if c.method == "fixed":
             return np.full(B, c.sigma), None, np.zeros(B)
-        cached = self.store.optimised()
-        todo = [k for k, i in enumerate(chunk) if i not in cached]
-        if todo:
-            self.store.add_optimised(self._optimise([chunk[k] for k in todo], x[todo]))
-            cached = self.store.optimised()
-        sigma = np.array([cached[i][0] for i in chunk])
-        opt_time = np.array([cached[i][2] + cached[i][3] for i in chunk])
+        sigma = np.array([known[i][0] for i in chunk], dtype=np.float64)
+        opt_time = np.array([known[i][2] + known[i][3] for i in chunk])
         if c.method == "isotropic":
             return sigma, None, opt_time
-        theta = np.stack([cached[i][1] for i in chunk]).reshape(x.shape)
+        theta = np.stack([known[i][1] for i in chunk]).reshape(x.shape)
         return sigma, theta, opt_time
 
-    def _optimise(self, idx: list[int], x: torch.Tensor):
+    def optimise(self, idx: list[int], x: torch.Tensor) -> list[OptimisedRow]:
+        """sigma_x (DDRS), then theta_x for ancer; a sigma_x reused from --reuse is not recomputed."""
         from .optimise import optimise_sigma, optimise_theta
 
-        c = self.config
-        common = dict(seed=c.seed, idx=idx, outputs=c.outputs, batch_size=c.batch_size)
-        t0 = time.perf_counter()
-        sigma = optimise_sigma(
-            self.model,
-            self.noise,
-            x,
-            c.sigma,
-            iterations=c.iso_iterations,
-            lr=c.iso_lr,
-            samples=c.iso_samples,
-            method=c.iso_method,
-            **common,
-        ).sigma
-        t1 = time.perf_counter()
-        theta = None
+        c, B = self.config, len(idx)
+        partial = self.reused.partial(idx, {})
+        sigma = np.array([partial[i][0] if i in partial else np.nan for i in idx])
+        sigma_time = np.array([partial[i][2] if i in partial else 0.0 for i in idx])
+        need = [k for k, i in enumerate(idx) if i not in partial]
+        common = dict(seed=c.seed, outputs=c.outputs, batch_size=c.batch_size)
+        if need:
+            t0 = time.perf_counter()
+            found = optimise_sigma(
+                self.model,
+                self.noise,
+                x[need],
+                c.sigma,
+                iterations=c.iso_iterations,
+                lr=c.iso_lr,
+                samples=c.iso_samples,
+                method=c.iso_method,
+                idx=[idx[k] for k in need],
+                **common,
+            ).sigma
+            sigma[need] = found.detach().double().cpu().numpy()
+            sigma_time[need] = (time.perf_counter() - t0) / len(need)
+        thetas, theta_time = [None] * B, 0.0
         if c.method == "ancer":
+            t1 = time.perf_counter()
             theta = optimise_theta(
                 self.model,
                 self.noise,
                 x,
-                sigma,
+                torch.as_tensor(sigma, dtype=x.dtype, device=x.device),
                 iterations=c.ancer_iterations,
                 lr=c.ancer_lr,
                 samples=c.ancer_samples,
                 kappa=c.kappa,
+                idx=idx,
                 **common,
             ).theta
-        t2 = time.perf_counter()
-        B = len(idx)
-        sigma = sigma.detach().double().cpu().numpy()
-        thetas = [None] * B if theta is None else list(theta.detach().reshape(B, -1).float().cpu().numpy())
-        return [(i, s, t, (t1 - t0) / B, (t2 - t1) / B) for i, s, t in zip(idx, sigma, thetas)]
+            thetas = list(theta.detach().reshape(B, -1).float().cpu().numpy())
+            theta_time = (time.perf_counter() - t1) / B
+        return [(i, float(sigma[k]), thetas[k], float(sigma_time[k]), theta_time) for k, i in enumerate(idx)]
 
     # -- certification ---------------------------------------------------------------------------
-    def certify_chunk(self, chunk: list[int]) -> list[Record]:
+    def certify(self, chunk: list[int], x: torch.Tensor, known: dict) -> list[Record]:
         c = self.config
-        x = self.dataset.get(np.asarray(chunk)).to(self.device, torch.float32)
         labels = self.dataset.labels[np.asarray(chunk)]
-        sigma, theta, opt_time = self.noise_scales(chunk, x)
+        sigma, theta, opt_time = self.noise_scales(chunk, x, known)
         t0 = time.perf_counter()
         iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
-        kw = dict(n0=c.n0, n=c.n, alpha=c.effective_alpha, seed=c.seed, idx=chunk)
-        iso = self.smoothed.certify(x, iso_theta, **kw) if theta is None or c.fallback else None
-        aniso = None
+        kw = dict(n0=c.n0, n=c.n, alpha=c.effective_alpha, seed=c.seed, idx=chunk, early_stop=c.early_stop)
+        aniso = iso = None
         if theta is not None:
             aniso = self.smoothed.certify(x, torch.as_tensor(theta, device=self.device), **kw)
+        if theta is None or c.fallback:
+            # The isotropic certificate only matters where it could beat the anisotropic one: with the
+            # early stop its draws end as soon as its radius can no longer exceed aniso's (same choice).
+            settle = aniso.radius if aniso is not None and c.early_stop else None
+            iso = self._isotropic(chunk, x, iso_theta, settle, kw)
         elapsed = (time.perf_counter() - t0) / len(chunk)
         records = []
         for k, i in enumerate(chunk):
@@ -195,8 +260,55 @@ class _Runner:
             )
         return records
 
-    # -- memory ----------------------------------------------------------------------------------
-    def memory_pass(self, order: Sequence[int], records: dict[int, Record]) -> None:
+    def _isotropic(self, chunk, x, iso_theta, settle, kw) -> CertifyResult:
+        """The isotropic certificates of the chunk; those of a reused isotropic run come from its counts."""
+        reused = [
+            k for k, i in enumerate(chunk) if i in self.reused.iso_records and self.config.method == "ancer"
+        ]
+        fresh = [k for k in range(len(chunk)) if k not in reused]
+        parts = []
+        if fresh:
+            kw = {**kw, "idx": [chunk[k] for k in fresh]}
+            settle_fresh = None if settle is None else settle[fresh]
+            parts.append(
+                (fresh, self.smoothed.certify(x[fresh], iso_theta[fresh], settle_radius=settle_fresh, **kw))
+            )
+        if reused:
+            records = [self.reused.iso_records[chunk[k]] for k in reused]
+            scale = iso_theta[reused].double().cpu().numpy()
+            counts = np.array([r.counts for r in records])
+            cA = np.array([r.predict if r.predict >= 0 else int(np.argmax(r.counts)) for r in records])
+            result = certificate_from_counts(
+                self.noise, cA, np.zeros_like(counts), counts, kw["n"], kw["alpha"], scale, scale
+            )
+            parts.append((reused, result))
+        return _combine(len(chunk), parts)
+
+
+def _combine(B: int, parts) -> CertifyResult:
+    """One CertifyResult for B inputs from results of subsets [(positions, result), ...]."""
+    if len(parts) == 1 and len(parts[0][0]) == B:
+        return parts[0][1]
+    out = {}
+    for name in CertifyResult.__dataclass_fields__:
+        first = getattr(parts[0][1], name)
+        values = np.zeros((B, *first.shape[1:]), dtype=first.dtype)
+        for positions, result in parts:
+            values[positions] = getattr(result, name)
+        out[name] = values
+    return CertifyResult(**out)
+
+
+class _MemoryCertifier:
+    """Memory-based certification on the driver: sequential by nature, in the recorded order."""
+
+    def __init__(self, config: CertifyConfig, dataset, store: RunStore):
+        self.config, self.dataset, self.store = config, dataset, store
+        self.noise = get_noise(config.noise)
+        self.memory = None
+        self.memory_done: set[int] = set()
+
+    def advance(self, order: Sequence[int], records: dict[int, Record]) -> None:
         """Process raw records in the recorded order, as far as they are contiguous from the start.
 
         On the first call the memory is rebuilt by replaying the stored (reported) regions.
@@ -282,7 +394,7 @@ def _batches(items: list, size: int):
 
 def _device_of(module, requested) -> torch.device:
     if requested:
-        return torch.device(requested)
+        return _checks.check_device(requested)
     for p in module.parameters():
         return p.device
     return torch.device("cpu")

@@ -35,6 +35,7 @@ import pickle
 import pickletools
 import re
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -223,7 +224,7 @@ def read_weights(path: Path) -> Mapping:
         except (SafetensorError, OSError, ValueError) as err:
             raise ModelLoadError(f"cannot read safetensors file {path}: {_first_line(err)}") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _torch_load(path)
     except pickle.UnpicklingError as err:
         names = _pickle_globals(path)
         if not names:
@@ -260,9 +261,17 @@ def _load_with_numpy(path: Path) -> Mapping:
     ]
     with torch.serialization.safe_globals(allowed):
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return _torch_load(path)
         except Exception as err:
             raise ModelLoadError(f"refused {path}: {_first_line(err)}") from None
+
+
+def _torch_load(path: Path):
+    """torch.load(weights_only=True), without its warnings about legacy pickles: those files are
+    either read as plain data or refused with anisocert's own one-line error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _pickle_globals(path: Path) -> list[str]:

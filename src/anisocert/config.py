@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from . import _checks
@@ -15,7 +16,16 @@ __all__ = ["CertifyConfig", "METHODS", "RESULT_FIELDS"]
 METHODS = ("fixed", "isotropic", "ancer")
 
 # Fields that do not change any record: a resume may change them freely.
-_EXECUTION_ONLY = {"batch_size", "inputs_per_batch", "device", "label", "model_sha256"}
+_EXECUTION_ONLY = {
+    "batch_size",
+    "inputs_per_batch",
+    "device",
+    "label",
+    "model_sha256",
+    "reuse",
+    "workers",
+    "ray_address",
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ class CertifyConfig:
     kappa: float = 2.0
     fallback: bool = True  # ancer: certify the isotropic region too (alpha split in two) and keep the larger
     memory: bool = True  # memory-based certification for isotropic and ancer
+    early_stop: bool = True  # stop drawing once the outcome (abstain, fallback) is settled
     on_inside: str = "abstain"
     outputs: str = "logits"
     # execution only
@@ -58,6 +69,9 @@ class CertifyConfig:
     inputs_per_batch: int = 8
     device: str | None = None
     label: str | None = None
+    workers: int = 1  # Ray workers (1: in this process)
+    ray_address: str | None = None  # join this Ray cluster instead of starting one
+    reuse: str | None = None  # a run directory whose optimisation (and isotropic counts) to take
     model_sha256: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -86,12 +100,17 @@ class CertifyConfig:
             "ancer_samples",
             "batch_size",
             "inputs_per_batch",
+            "workers",
         ):
             _checks.check_int(name.replace("_", "-"), getattr(self, name))
         for name in ("iso_lr", "ancer_lr"):
             _checks.check_real(name.replace("_", "-"), getattr(self, name))
-        if not (self.kappa >= 0):
-            raise InvalidParameterError(f"kappa={self.kappa!r} must be >= 0; the public default is 2")
+        if not (0 <= self.kappa < math.inf):
+            raise InvalidParameterError(
+                f"kappa={self.kappa!r} must be finite and >= 0; the public default is 2"
+            )
+        if self.device:
+            _checks.check_device(self.device)
         if self.indices is not None:
             object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
 

@@ -20,11 +20,16 @@ Specs (``load_data(spec, split)``, split "test" or "train"):
 - ``imagenet:ROOT``: ``torchvision.datasets.ImageFolder(ROOT/val)`` or ``ROOT/train`` (class index =
   sorted wnid order, as torchvision's ImageNet). Test: Resize(256) + CenterCrop(224) + ToTensor;
   train: RandomResizedCrop(224) + RandomHorizontalFlip + ToTensor. Images are decoded on `get` only.
+
+``iter_batches`` reads a list of index batches in order, with worker processes for the sets that decode
+or augment on every `get` (cifar10 train, imagenet); the in-memory sets are read in the calling process.
 """
 
 from __future__ import annotations
 
 import functools
+import multiprocessing
+import os
 import pickle
 import zipfile
 from collections.abc import Callable
@@ -36,7 +41,15 @@ import torch
 
 from .errors import DataLoadError, InvalidParameterError, UnknownNameError
 
-__all__ = ["Dataset", "load_data", "select_indices", "DATA_SPECS", "SPLITS"]
+__all__ = [
+    "Dataset",
+    "load_data",
+    "select_indices",
+    "iter_batches",
+    "default_workers",
+    "DATA_SPECS",
+    "SPLITS",
+]
 
 SPLITS = ("test", "train")
 DATA_SPECS = ("digits", "moons", "band", "npz:PATH", "cifar10:ROOT", "imagenet:ROOT")
@@ -61,6 +74,7 @@ class Dataset:
     value_range: tuple[float, float] | None = (0.0, 1.0)
     class_names: tuple[str, ...] | None = None
     _fetch: Callable[[np.ndarray], torch.Tensor] = field(default=None, repr=False)
+    decoded: bool = False  # `get` decodes files or augments images: worth worker processes (iter_batches)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -156,6 +170,83 @@ def select_indices(n_total: int, *, skip: int = 1, max_count: int | None = None,
     ):
         raise InvalidParameterError(f"max_count={max_count!r} must be an integer >= 1, or None for all")
     return np.arange(0, n_total, skip, dtype=np.int64)[:max_count]
+
+
+# ------------------------------------------------------------------------------------ batch loading
+
+
+def default_workers() -> int:
+    """min(8, CPU count): the usual data-loading default (RS4A's train.py uses the same)."""
+    return min(8, os.cpu_count() or 1)
+
+
+def _batch_seed(seed: int, b: int) -> int:
+    return (seed * 1_000_003 + b * 7_919 + 4_242) % (2**63 - 1)
+
+
+class _Failure:
+    """A user error raised in a worker, carried back as a value so the main process re-raises it as is."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+class _Batches(torch.utils.data.Dataset):
+    def __init__(self, dataset: Dataset, batches: list[np.ndarray], seed: int | None):
+        self.dataset, self.batches, self.seed = dataset, batches, seed
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, b: int):
+        from .errors import AnisocertError
+
+        try:
+            if self.seed is None:
+                return self.dataset.get(self.batches[b])
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(_batch_seed(self.seed, b))
+                return self.dataset.get(self.batches[b])
+        except AnisocertError as err:
+            return _Failure(err)
+
+
+def iter_batches(
+    dataset: Dataset,
+    batches,
+    *,
+    workers: int | None = None,
+    seed: int | None = None,
+    pin_memory: bool = False,
+):
+    """Yield ``dataset.get(batch)`` for each index array in `batches`, in order.
+
+    For sets that decode or augment on `get` (``dataset.decoded``), `workers` processes (default
+    min(8, CPU count); 0 = none) prepare the next batches while the caller computes; other sets are
+    read in this process. With `seed`, batch b's augmentation draws come from torch's RNG seeded from
+    (seed, b) (the caller's RNG state is left alone), so the inputs do not depend on the worker count.
+    """
+    batches = [np.asarray(b, dtype=np.int64) for b in batches]
+    workers = default_workers() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+        raise InvalidParameterError(f"workers={workers!r} must be an integer >= 0 (0: load in this process)")
+    source = _Batches(dataset, batches, seed if dataset.decoded else None)
+    # worker processes are forked (the data sets hold closures); without fork, load in this process
+    if not dataset.decoded or workers == 0 or "fork" not in multiprocessing.get_all_start_methods():
+        items = (source[b] for b in range(len(source)))
+    else:
+        items = torch.utils.data.DataLoader(
+            source,
+            batch_size=None,
+            shuffle=False,
+            num_workers=min(workers, len(batches)) or 1,
+            pin_memory=pin_memory,
+            multiprocessing_context="fork",
+        )
+    for item in items:
+        if isinstance(item, _Failure):
+            raise item.error
+        yield item
 
 
 # ------------------------------------------------------------------------------------ in-memory sets
@@ -331,7 +422,9 @@ def _load_cifar10(spec: str, root: str, split: str) -> Dataset:
             batch = torch.stack([augment(img) for img in batch])
         return batch.to(torch.float32).div_(255.0)
 
-    return Dataset("cifar10", spec, split, 10, (3, 32, 32), labels, (0.0, 1.0), names, fetch)
+    return Dataset(
+        "cifar10", spec, split, 10, (3, 32, 32), labels, (0.0, 1.0), names, fetch, decoded=augment is not None
+    )
 
 
 def _cifar_augmentation():
@@ -376,7 +469,9 @@ def _load_imagenet(spec: str, root: str, split: str) -> Dataset:
 
     labels = np.asarray(folder_set.targets, dtype=np.int64)
     classes = tuple(folder_set.classes)
-    return Dataset("imagenet", spec, split, len(classes), (3, 224, 224), labels, (0.0, 1.0), classes, fetch)
+    return Dataset(
+        "imagenet", spec, split, len(classes), (3, 224, 224), labels, (0.0, 1.0), classes, fetch, decoded=True
+    )
 
 
 _LOADERS: dict[str, Callable[[str, str, str], Dataset]] = {

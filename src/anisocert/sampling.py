@@ -8,6 +8,7 @@ the order of inputs, or on how a run is split over workers or resumed.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .errors import InputError
@@ -81,6 +82,8 @@ def count_predictions(
     phase: int,
     batch_size: int,
     num_classes: int | None = None,
+    target=None,
+    stop_misses=None,
 ) -> torch.Tensor:
     """Counts of f(x + theta * u) over n fresh draws per input.
 
@@ -88,12 +91,20 @@ def count_predictions(
     idx: B data-set indices that name each input's noise stream. Returns int64 counts (B, C) on
     x's device; every row sums to exactly n. Blocks are taken round-robin over inputs (block 0 of
     every input first), at most ``batch_size`` draws per forward pass.
+
+    Early stop (sound, deterministic): with ``target`` (B,) classes and ``stop_misses`` (B,) ints,
+    input i stops drawing after the first block at which its draws other than target[i] reach
+    stop_misses[i] (0: draw nothing); its row then sums to the draws made. The stopping block
+    depends only on the input's own stream, never on batch_size or on the other inputs.
     """
     B, dims = x.shape[0], tuple(x.shape[1:])
     theta = theta.to(device=x.device, dtype=x.dtype)
     theta = theta.reshape(B, *([1] * len(dims))) if theta.numel() == B else theta.expand(B, *dims)
     idx = [int(i) for i in idx]
     work = [(i, b, m) for b, m in _blocks(n) for i in range(B)]
+    early = _EarlyStop(target, stop_misses, B) if stop_misses is not None else None
+    if early is not None:
+        work = [w for w in work if not early.stopped[w[0]]]
     cap = max(batch_size, BLOCK)
     buffer = torch.empty((cap, *dims), device=x.device, dtype=x.dtype)
     rows = torch.empty(cap, dtype=torch.int64, device=x.device)
@@ -101,9 +112,12 @@ def count_predictions(
     counts = None if num_classes is None else torch.zeros(B * num_classes, dtype=torch.int64, device=x.device)
     start = 0
     while start < len(work):
-        used, stop = 0, start
+        used, stop, slots = 0, start, []
         while stop < len(work) and (used + work[stop][2] <= cap or used == 0):
             i, b, m = work[stop]
+            stop += 1
+            if early is not None and early.stopped[i]:
+                continue
             u = unit_noise(
                 noise,
                 (m, *dims),
@@ -116,16 +130,56 @@ def count_predictions(
                 dtype=x.dtype,
             )
             torch.addcmul(x[i], theta[i], u, out=buffer[used : used + m])
-            rows[used : used + m] = i
-            used, stop = used + m, stop + 1
-        labels = _classify(model, buffer[:used], batch_size)
+            rows[used : used + m] = len(slots) if early is not None else i
+            slots.append((i, m))
+            used += m
+        if used == 0:
+            start = stop
+            continue
+        labels, classes = _classify(model, buffer[:used], batch_size)
+        if num_classes is None:
+            num_classes = classes
         if counts is None:
-            num_classes = int(labels[1])
             counts = torch.zeros(B * num_classes, dtype=torch.int64, device=x.device)
-        labels = labels[0]
-        counts.index_add_(0, rows[:used] * num_classes + labels, torch.ones_like(labels))
+        if early is None:
+            counts.index_add_(0, rows[:used] * num_classes + labels, torch.ones_like(labels))
+        else:
+            early.add_pass(slots, rows[:used], labels, num_classes)
         start = stop
+    if early is not None:
+        return torch.as_tensor(early.totals(B, num_classes or 1), device=x.device)
     return counts.view(B, num_classes)
+
+
+class _EarlyStop:
+    """Per-input block-level stopping for count_predictions: exact, whatever the batch layout."""
+
+    def __init__(self, target, stop_misses, B: int):
+        self.target = np.asarray(target.cpu() if torch.is_tensor(target) else target, dtype=np.int64)
+        self.limit = np.asarray(stop_misses, dtype=np.int64).reshape(-1)
+        if self.target.shape != (B,) or self.limit.shape != (B,):
+            raise InputError(f"target and stop_misses need one entry per input ({B})")
+        self.misses = np.zeros(B, dtype=np.int64)
+        self.stopped = self.limit <= 0
+        self.rows: list[tuple[int, np.ndarray]] = []
+
+    def add_pass(self, slots, slot_of_draw: torch.Tensor, labels: torch.Tensor, classes: int) -> None:
+        """Count one forward pass block by block (one host copy per pass), in each input's block order."""
+        per_slot = torch.zeros(len(slots) * classes, dtype=torch.int64, device=labels.device)
+        per_slot.index_add_(0, slot_of_draw * classes + labels, torch.ones_like(labels))
+        per_slot = per_slot.view(len(slots), classes).cpu().numpy()
+        for (i, m), block_counts in zip(slots, per_slot):
+            if self.stopped[i]:
+                continue  # a later block of an input that stopped earlier in this pass
+            self.rows.append((i, block_counts))
+            self.misses[i] += m - int(block_counts[self.target[i]])
+            self.stopped[i] = self.misses[i] >= self.limit[i]
+
+    def totals(self, B: int, classes: int) -> np.ndarray:
+        out = np.zeros((B, classes), dtype=np.int64)
+        for i, block_counts in self.rows:
+            out[i] += block_counts
+        return out
 
 
 def _classify(model, noisy: torch.Tensor, batch_size: int):

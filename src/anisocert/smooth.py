@@ -13,7 +13,14 @@ from .bounds import top_two_pvalue
 from .noise import NoiseFamily, get_noise
 from .sampling import Phase, count_predictions
 
-__all__ = ["ABSTAIN", "CertifyResult", "Smoothed", "theta_summary"]
+__all__ = [
+    "ABSTAIN",
+    "CertifyResult",
+    "Smoothed",
+    "certificate_from_counts",
+    "settling_misses",
+    "theta_summary",
+]
 
 ABSTAIN = -1
 
@@ -35,7 +42,12 @@ class CertifyResult:
     min_theta: np.ndarray
     geo_mean_theta: np.ndarray
     counts_select: np.ndarray  # (B, C) the n0 selection draws
-    counts: np.ndarray  # (B, C) the n fresh estimation draws
+    counts: np.ndarray  # (B, C) the fresh estimation draws (rows sum to n unless stopped early)
+
+    @property
+    def drawn(self) -> np.ndarray:
+        """Estimation draws made per input: n, or fewer where the early stop settled the outcome."""
+        return self.counts.sum(axis=1)
 
 
 def theta_summary(theta: torch.Tensor, batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,42 +84,62 @@ class Smoothed:
         return x, theta, idx
 
     def certify(
-        self, x, theta, *, n0: int = 100, n: int = 100_000, alpha: float = 0.001, seed: int = 0, idx=None
+        self,
+        x,
+        theta,
+        *,
+        n0: int = 100,
+        n: int = 100_000,
+        alpha: float = 0.001,
+        seed: int = 0,
+        idx=None,
+        early_stop: bool = True,
+        settle_radius=None,
     ) -> CertifyResult:
         """CERTIFY for each input: with probability >= 1 - alpha over the n fresh draws (per input),
         if the prediction is not ABSTAIN then g(x + d) = prediction for every d in the region.
 
         x: (B, *D); theta: scalar, (B,) or (B, *D), > 0; idx: the inputs' data-set indices that
         name their noise streams (default 0..B-1). alpha is one-sided.
+
+        early_stop: stop an input's draws once it must abstain whatever the remaining draws say
+        (same prediction, gap and radius as drawing all n; pA_lower then counts the undrawn as misses).
+        settle_radius (B,): also stop once the radius can no longer exceed settle_radius[i]; the
+        result is then only good for that comparison (the ANCER fallback uses it).
         """
         n0, n, alpha = _checks.check_budget(n0, n, alpha)
         x, theta, idx = self._prepare(x, theta, idx)
         B = x.shape[0]
         common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
+        min_theta, geo_theta = theta_summary(theta, B)
         # 1. n0 selection draws choose the candidate class cA
         select = count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
         cA = select.argmax(dim=1)
         # 2. n fresh draws (another stream) count how often f returns cA
+        stop = None
+        if early_stop or settle_radius is not None:
+            stop = settling_misses(self.noise, n, alpha, min_theta, settle_radius)
         counts = count_predictions(
-            self.model, self.noise, x, theta, n, phase=Phase.ESTIMATE, num_classes=select.shape[1], **common
+            self.model,
+            self.noise,
+            x,
+            theta,
+            n,
+            phase=Phase.ESTIMATE,
+            num_classes=select.shape[1],
+            target=None if stop is None else cA,
+            stop_misses=stop,
+            **common,
         )
-        nA = counts.gather(1, cA[:, None]).squeeze(1).cpu().numpy()
-        # 3. one-sided Clopper-Pearson lower bound on pA
-        lower = _pA_lower(nA, n, alpha)
-        # 4. abstain below 1/2, else the gap of the noise family
-        certified = lower >= 0.5
-        gap = np.where(certified, self.noise.gap(np.where(certified, lower, 0.5)), 0.0)
-        min_theta, geo_theta = theta_summary(theta, B)
-        return CertifyResult(
-            prediction=np.where(certified, cA.cpu().numpy(), ABSTAIN).astype(np.int64),
-            pA_lower=lower,
-            gap=gap,
-            radius=min_theta * gap,
-            proxy_radius=geo_theta * gap,
-            min_theta=min_theta,
-            geo_mean_theta=geo_theta,
-            counts_select=select.cpu().numpy(),
-            counts=counts.cpu().numpy(),
+        return certificate_from_counts(
+            self.noise,
+            cA.cpu().numpy(),
+            select.cpu().numpy(),
+            counts.cpu().numpy(),
+            n,
+            alpha,
+            min_theta,
+            geo_theta,
         )
 
     def predict(
@@ -138,6 +170,51 @@ class Smoothed:
         n2 = np.take_along_axis(counts, top2[:, 1:2], 1)[:, 0] if counts.shape[1] > 1 else 0 * n1
         pvalues = np.array([top_two_pvalue(a, b) for a, b in zip(n1, n2)])
         return np.where(pvalues <= alpha, top2[:, 0], ABSTAIN).astype(np.int64)
+
+
+def certificate_from_counts(
+    noise: NoiseFamily, cA, counts_select, counts, n: int, alpha: float, min_theta, geo_theta
+) -> CertifyResult:
+    """Steps 3-4 of CERTIFY from the counts: one-sided Clopper-Pearson bound on pA, abstain below 1/2,
+    else the noise family's gap. counts (B, C) are the fresh draws of a budget of n (fewer where an
+    early stop settled the outcome: the undrawn count as misses)."""
+    cA = np.asarray(cA, dtype=np.int64)
+    nA = np.take_along_axis(np.asarray(counts), cA[:, None], 1)[:, 0]
+    lower = _pA_lower(nA, n, alpha)
+    certified = lower >= 0.5
+    gap = np.where(certified, noise.gap(np.where(certified, lower, 0.5)), 0.0)
+    return CertifyResult(
+        prediction=np.where(certified, cA, ABSTAIN).astype(np.int64),
+        pA_lower=lower,
+        gap=gap,
+        radius=min_theta * gap,
+        proxy_radius=geo_theta * gap,
+        min_theta=min_theta,
+        geo_mean_theta=geo_theta,
+        counts_select=np.asarray(counts_select),
+        counts=np.asarray(counts),
+    )
+
+
+def settling_misses(noise: NoiseFamily, n: int, alpha: float, min_theta, settle_radius=None) -> np.ndarray:
+    """Per input, the fewest misses (draws other than cA) after which the outcome is settled:
+    even if every remaining draw were cA, the input abstains, or (with settle_radius) its radius
+    min_theta * gap could not exceed settle_radius. 0 means settled before any draw."""
+    min_theta = np.asarray(min_theta, dtype=np.float64).reshape(-1)
+    limit = np.full(min_theta.shape, -np.inf) if settle_radius is None else np.asarray(settle_radius, float)
+
+    def settled(misses: np.ndarray) -> np.ndarray:
+        lower = _pA_lower(n - misses, n, alpha)
+        radius = min_theta * noise.gap(np.maximum(lower, 0.5))
+        return (lower < 0.5) | (radius <= limit)
+
+    lo, hi = np.zeros(min_theta.shape, dtype=np.int64), np.full(min_theta.shape, n, dtype=np.int64)
+    while np.any(lo < hi):  # smallest m in [0, n] with settled(m); settled(n) holds (pA_lower = 0)
+        open_ = lo < hi
+        mid = (lo + hi) // 2
+        ok = settled(mid)
+        hi, lo = np.where(open_ & ok, mid, hi), np.where(open_ & ~ok, mid + 1, lo)
+    return lo
 
 
 def _model_device(model) -> torch.device:

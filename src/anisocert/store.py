@@ -1,30 +1,36 @@
 """The run store: one SQLite database (WAL) per run directory, the single source of truth.
 
-Rows are committed as they finish, so a crash or Ctrl-C loses at most the batch in flight; a
-re-run of the same configuration resumes and skips finished inputs; another configuration is
-refused. TSV files and reports are views rebuilt from the store.
+Rows are committed as they finish, so a crash, Ctrl-C or a full disk loses at most the batch in
+flight; a re-run of the same configuration resumes and skips finished inputs; another configuration
+or anisocert version is refused. Reading (report, verify, visualize, the resume check) opens the
+database read-only, so a run directory from someone else is never written to. TSV files and reports
+are views rebuilt from the store.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import platform
 import sqlite3
 import sys
 import time
+import urllib.parse
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .config import CertifyConfig
-from .errors import RunStoreError
+from .errors import AnisocertError, RunStoreError
 
 __all__ = ["RunStore", "Record", "MemoryRecord", "TSV_COLUMNS", "DB_NAME"]
 
 DB_NAME = "run.sqlite"
 SCHEMA_VERSION = 1
 TSV_COLUMNS = ("idx", "label", "predict", "radius", "radius_proxy", "correct", "min_sigma", "time")
+_TABLES = ("meta", "optimised", "records", "memory")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -100,57 +106,87 @@ class RunStore:
     def open(
         cls, run_dir, config: CertifyConfig, *, command: str = "", versions: dict | None = None
     ) -> RunStore:
-        """Create RUN_DIR, or reopen it for the same configuration (resume); refuse another one."""
+        """Create RUN_DIR, or reopen it for the same configuration and version (resume); refuse others.
+
+        An existing store is checked through a read-only connection first, so a run of another
+        configuration (or a foreign database) is refused without a byte written to it.
+        """
         run_dir = Path(run_dir)
         if run_dir.exists() and not run_dir.is_dir():
             raise RunStoreError(f"--out {run_dir} is a file; give a directory for the run")
         path = run_dir / DB_NAME
         if run_dir.exists() and any(run_dir.iterdir()) and not path.exists():
             raise RunStoreError(f"{run_dir} exists and is not an anisocert run; choose an empty or new --out")
-        existing = path.exists()
-        if existing:
-            store = cls.read(run_dir)
-            store._check_same(config)
-            store.config = config
+        if path.exists() and not _is_empty_database(path):
+            existing = cls.read(run_dir)
+            try:
+                existing._check_same(config)
+                existing._check_version(versions)
+            finally:
+                existing.close()
+            store = cls(run_dir, _open_for_writing(path), config)
+            with store._saving("the resumed run"):
+                store.db.execute("PRAGMA journal_mode=WAL")
+                store.db.execute("PRAGMA synchronous=NORMAL")
             return store
         run_dir.mkdir(parents=True, exist_ok=True)
-        db = _connect(path)
-        with db:
-            db.executescript(_SCHEMA)
-            meta = {
-                "schema_version": str(SCHEMA_VERSION),
-                "config": json.dumps(config.to_dict(), sort_keys=True),
-                "config_hash": config.result_hash(),
-                "model_sha256": config.model_sha256,
-                "theta_unit": config.theta_unit,
-                "alpha_convention": "one-sided, per input",
-                "command": command,
-                "versions": json.dumps(versions or {}, sort_keys=True),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
-            db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-        return cls(run_dir, db, config)
+        store = cls(run_dir, _open_for_writing(path), config)
+        meta = {
+            "schema_version": str(SCHEMA_VERSION),
+            "config": json.dumps(config.to_dict(), sort_keys=True),
+            "config_hash": config.result_hash(),
+            "model_sha256": config.model_sha256,
+            "theta_unit": config.theta_unit,
+            "alpha_convention": "one-sided, per input",
+            "command": command,
+            "versions": json.dumps(versions or {}, sort_keys=True),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        with store._saving("the new run's metadata"):
+            store.db.execute("PRAGMA journal_mode=WAL")
+            store.db.execute("PRAGMA synchronous=NORMAL")
+            store.db.execute("BEGIN")  # tables and metadata in one transaction: all or nothing
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                store.db.execute(statement)
+            store.db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+        return store
 
     @classmethod
     def read(cls, run_dir) -> RunStore:
-        """Open an existing run for reading (report, verify, export)."""
+        """Open an existing run read-only (report, verify, visualize, the resume check).
+
+        The database is opened with SQLite's ``mode=ro`` and ``query_only``: it is never switched to
+        WAL, migrated or written, whoever made it. Anything that is not a store of this schema is a
+        one-line RunStoreError.
+        """
         path = Path(run_dir) / DB_NAME
-        if not path.exists():
+        if not path.is_file():
             raise RunStoreError(
                 f"{run_dir} is not an anisocert run (no {DB_NAME}); run `anisocert certify` first"
             )
+        db = None
         try:
-            db = _connect(path)
+            db = _open_read_only(path)
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = [t for t in _TABLES if t not in tables]
+            if missing:
+                raise ValueError(f"no table {missing[0]!r}")
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            config = CertifyConfig.from_dict(json.loads(meta["config"]))
-        except (sqlite3.DatabaseError, KeyError, json.JSONDecodeError, TypeError) as err:
+            schema = meta.get("schema_version")
+            if schema == str(SCHEMA_VERSION):
+                config = CertifyConfig.from_dict(json.loads(meta["config"]))
+                json.loads(meta.get("versions", "{}")).get("anisocert")
+        except (sqlite3.Error, KeyError, ValueError, TypeError, AttributeError, AnisocertError) as err:
+            if db is not None:
+                db.close()
             raise RunStoreError(
-                f"{path} is corrupt or not an anisocert store ({err}); start a new --out"
+                f"{path} is corrupt or not an anisocert store ({_one_line(err)}); certify into a new --out"
             ) from None
-        if meta.get("schema_version") != str(SCHEMA_VERSION):
+        if schema != str(SCHEMA_VERSION):
+            db.close()
             raise RunStoreError(
-                f"{path} has store schema {meta.get('schema_version')}, this anisocert reads "
-                f"{SCHEMA_VERSION}; re-run into a new --out"
+                f"{path} has store schema {schema}, this anisocert reads {SCHEMA_VERSION}; "
+                "re-run into a new --out"
             )
         return cls(run_dir, db, config)
 
@@ -170,8 +206,40 @@ class RunStore:
                 "use a new --out or the original options to resume"
             )
 
+    def _check_version(self, versions: dict | None) -> None:
+        """Records of two anisocert versions are never mixed in one run (their code may differ)."""
+        stored = json.loads(self.meta().get("versions", "{}")).get("anisocert")
+        current = (versions or {}).get("anisocert")
+        if stored and current and stored != current:
+            raise RunStoreError(
+                f"{self.run_dir} was made by anisocert {stored}, this is anisocert {current}; resume it with "
+                f"anisocert {stored} or certify into a new --out"
+            )
+
     def meta(self) -> dict:
-        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        return dict(self._rows("SELECT key, value FROM meta"))
+
+    def _rows(self, sql: str) -> list[tuple]:
+        """All rows of a fixed query; a damaged database is a one-line RunStoreError."""
+        try:
+            return self.db.execute(sql).fetchall()
+        except sqlite3.DatabaseError as err:
+            raise RunStoreError(
+                f"{self.run_dir / DB_NAME} is corrupt ({_one_line(err)}); certify into a new --out"
+            ) from None
+
+    @contextmanager
+    def _saving(self, what: str):
+        """One transaction; a full disk or another failed write becomes a one-line RunStoreError.
+
+        SQLite rolls the transaction back, so every row committed before stays intact and the same
+        command resumes after the cause is fixed.
+        """
+        try:
+            with self.db:
+                yield
+        except sqlite3.OperationalError as err:
+            raise _write_error(self.run_dir / DB_NAME, what, err) from None
 
     def close(self) -> None:
         self.db.close()
@@ -179,20 +247,20 @@ class RunStore:
     # -- optimisation results --------------------------------------------------------------------
     def add_optimised(self, rows) -> None:
         """Commit (idx, sigma, theta or None, sigma_time, theta_time) rows atomically."""
-        with self.db:
+        with self._saving(f"the optimised noise scales of {len(rows)} inputs"):
             self.db.executemany(
                 "INSERT INTO optimised VALUES (?, ?, ?, ?, ?)",
                 [(int(i), float(s), _blob(t), float(a), float(b)) for i, s, t, a, b in rows],
             )
 
     def optimised(self) -> dict[int, tuple[float, np.ndarray | None, float, float]]:
-        rows = self.db.execute("SELECT idx, sigma, theta, sigma_time, theta_time FROM optimised")
+        rows = self._rows("SELECT idx, sigma, theta, sigma_time, theta_time FROM optimised")
         return {i: (s, _unblob(t), a, b) for i, s, t, a, b in rows}
 
     # -- raw records -----------------------------------------------------------------------------
     def add_records(self, records: list[Record]) -> None:
         """Commit a batch of raw certificates in one transaction."""
-        with self.db:
+        with self._saving(f"the certificates of {len(records)} inputs"):
             self.db.executemany(
                 "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
@@ -218,10 +286,10 @@ class RunStore:
             )
 
     def done(self) -> set[int]:
-        return {i for (i,) in self.db.execute("SELECT idx FROM records")}
+        return {i for (i,) in self._rows("SELECT idx FROM records")}
 
     def records(self) -> list[Record]:
-        rows = self.db.execute("SELECT * FROM records ORDER BY idx").fetchall()
+        rows = self._rows("SELECT * FROM records ORDER BY idx")
         return [
             Record(
                 idx=r[0],
@@ -245,7 +313,7 @@ class RunStore:
 
     # -- memory-based records --------------------------------------------------------------------
     def add_memory(self, rows: list[MemoryRecord]) -> None:
-        with self.db:
+        with self._saving(f"the memory-based certificates of {len(rows)} inputs"):
             self.db.executemany(
                 "INSERT INTO memory VALUES (?,?,?,?,?,?,?,?,?)",
                 [
@@ -265,12 +333,21 @@ class RunStore:
             )
 
     def memory_records(self) -> list[MemoryRecord]:
-        rows = self.db.execute("SELECT * FROM memory ORDER BY seq").fetchall()
+        rows = self._rows("SELECT * FROM memory ORDER BY seq")
         return [MemoryRecord(*r) for r in rows]
 
     # -- views -----------------------------------------------------------------------------------
     def export(self) -> list[Path]:
-        """Write certify.tsv (memory-based when memory is on), certify_nomemory.tsv and run.json."""
+        """Write certify.tsv (memory-based when memory is on), certify_nomemory.tsv and run.json.
+
+        Each file is replaced atomically; a full disk leaves the previous views and is one line.
+        """
+        try:
+            return self._export()
+        except OSError as err:
+            raise _write_error(self.run_dir, "the views (certify.tsv, run.json)", err) from None
+
+    def _export(self) -> list[Path]:
         records = {r.idx: r for r in self.records()}
         memory = {m.idx: m for m in self.memory_records()}
         extra = ("pA_lower", "gap", "method", "fallback", "opt_time", "memory_status")
@@ -312,9 +389,8 @@ class RunStore:
         if use_memory:
             raw = [row(r, None) for r in records.values()]
             paths.append(_write_lines(self.run_dir / "certify_nomemory.tsv", header, raw))
-        summary = self.summary()
-        (self.run_dir / "run.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        paths.append(self.run_dir / "run.json")
+        summary = json.dumps(self.summary(), indent=2, sort_keys=True)
+        paths.append(_write_lines(self.run_dir / "run.json", summary, []))
         return paths
 
     def summary(self) -> dict:
@@ -341,18 +417,84 @@ class RunStore:
         }
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=30)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
+def _open_for_writing(path: Path) -> sqlite3.Connection:
+    """A read-write connection; the caller switches it to WAL inside RunStore._saving."""
+    try:
+        return sqlite3.connect(path, timeout=30)
+    except sqlite3.OperationalError as err:
+        raise _write_error(path, "the run", err) from None
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write: ``mode=ro`` and ``query_only``.
+
+    Reading a WAL-mode store needs its -shm index; SQLite creates empty -wal/-shm scratch files beside
+    the store when they are missing (never touching the store itself). Where the folder is read-only
+    it cannot, and no writer can be active there, so the file is opened as immutable instead.
+    """
+    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=30)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as err:
+        if "unable to open" not in str(err):
+            raise
+        db = sqlite3.connect(uri + "&immutable=1", uri=True)
+    db.execute("PRAGMA query_only = ON")
     return db
+
+
+def _is_empty_database(path: Path) -> bool:
+    """A store file without any table: left by a creation that failed before its first commit."""
+    if path.stat().st_size == 0:
+        return True
+    try:
+        db = _open_read_only(path)
+        try:
+            return db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+
+
+def _write_error(path: Path, what: str, err: Exception) -> RunStoreError:
+    """The one-line error for a failed write (sqlite3.OperationalError or OSError)."""
+    text = _one_line(err)
+    if getattr(err, "errno", None) == errno.ENOSPC or "full" in text or "No space left" in text:
+        return RunStoreError(
+            f"disk full while saving {what} to {path}; free space and re-run the same command to resume "
+            "(finished inputs are kept)"
+        )
+    if "locked" in text or "busy" in text:
+        return RunStoreError(
+            f"{path} is locked by another process while saving {what}; let it finish (one command per run "
+            "directory), then re-run the same command to resume"
+        )
+    if (
+        "readonly" in text
+        or "read-only" in text
+        or getattr(err, "errno", None) in (errno.EACCES, errno.EROFS)
+    ):
+        return RunStoreError(f"cannot save {what} to {path}: it is read-only; certify into a writable --out")
+    return RunStoreError(
+        f"cannot save {what} to {path} ({text}); fix that and re-run the same command to resume"
+    )
+
+
+def _one_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _write_lines(path: Path, header: str, lines: list[str]) -> Path:
     """Write atomically (temp file + rename) so a crash never leaves a half-written view."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("\n".join([header, *lines]) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text("\n".join([header, *lines]) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

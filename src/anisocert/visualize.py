@@ -17,11 +17,12 @@ import numpy as np
 
 from . import _checks
 from ._visualize_figures import IMAGE_FIGSIZE, PERTURBATION_FIGSIZE, plot_perturbation, plot_theta_map
-from .errors import InputError, InvalidParameterError
+from .errors import InputError, InvalidParameterError, ModelLoadError
 from .visualize_toy import ToySettings, one_thread, visualize_toy
 
 __all__ = ["IMAGE_FIGSIZE", "PERTURBATION_FIGSIZE", "InputCertificate", "Perturbation", "ToySettings"]
-__all__ += ["demo_figures", "largest_theta_perturbation", "perturb_input", "plot_perturbation"]
+__all__ += ["demo_figures", "largest_theta_perturbation", "load_run_model", "perturb_input"]
+__all__ += ["plot_perturbation"]
 __all__ += ["plot_theta_map", "read_certificates", "visualize_run", "visualize_toy"]
 
 _P = {"l2": 2, "l1": 1}
@@ -246,6 +247,65 @@ def _perturb(config, dataset, cert, model, iso_radius, *, n, seed, fraction, mar
     )
 
 
+def _weights_only(spec) -> bool:
+    """Whether load_model reads `spec` as data only: builtin or safetensors weights, never a program,
+    a factory or a pickle (the same dispatch order as anisocert.models.load_model)."""
+    from .models import is_model
+
+    if not isinstance(spec, str):
+        return False
+    spec = spec.strip()
+    if spec.startswith("builtin:"):
+        return True
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path.suffix.lower() == ".safetensors"
+    if path.exists() or ":" not in spec:
+        return False
+    arch, weights = spec.split(":", 1)
+    return is_model(arch) and Path(weights).suffix.lower() == ".safetensors"
+
+
+def load_run_model(run_dir, config, *, model=None, device=None):
+    """The module that checks perturbations of a run, without running code that the run names.
+
+    A run directory may come from someone else, and its configuration can name any model spec. Without
+    `model`, the run's own model is loaded only when it is builtin or safetensors weights (read as
+    data) whose sha256 matches the one the run recorded; a factory, TorchScript, .pt2 program or
+    pickle checkpoint is refused with ModelLoadError before anything is imported or read. `model` may
+    be the caller's own spec (loaded as asked; it must be the run's model: the same sha256 when the
+    run recorded one) or a torch module (used as it is).
+    """
+    from .models import load_model
+
+    if model is not None and not isinstance(model, str):
+        return model
+    stored = config.model_sha256 or ""
+    if model is None:
+        if not _weights_only(config.model):
+            raise ModelLoadError(
+                f"{run_dir} names the model {config.model!r}, which is code or a pickle, and anisocert loads "
+                "only builtin or safetensors weights named by a run; pass --model with the run's model, "
+                "from a source you trust"
+            )
+        if not stored:
+            raise ModelLoadError(
+                f"{run_dir} records no sha256 for its model {config.model}; pass --model with the run's "
+                "model, from a source you trust"
+            )
+        origin = f"the model {config.model} named by {run_dir}"
+        loaded = load_model(config.model, device=device or config.device)
+    else:
+        origin = f"--model {model}"
+        loaded = load_model(model, device=device or config.device)
+    if stored and loaded.sha256 != stored:
+        raise ModelLoadError(
+            f"{origin} is not the model {run_dir} was certified with (sha256 {str(loaded.sha256)[:12]}... "
+            f"!= {stored[:12]}...); pass --model with the run's model"
+        )
+    return loaded.module
+
+
 def perturb_input(
     run_dir, idx: int, *, iso_run=None, n=None, seed=None, fraction=0.99, margin=2.0, model=None, device=None
 ) -> Perturbation:
@@ -256,35 +316,33 @@ def perturb_input(
     `iso_run` reports for idx): the largest isotropic ball inside the anisotropic region, and the
     certificate of a separate isotropic run. The check runs CERTIFY at x + d with the same theta on
     n0 + n fresh draws (n defaults to the run's) seeded by `seed` (default: the run's seed + 1, so none
-    of the run's draws is reused); `model` defaults to the run's model, loaded on `device`.
+    of the run's draws is reused). `model` (a module, or a spec of the run's model) defaults to the
+    run's own weights when those load as data (see load_run_model); it goes on `device`.
 
     Raises InputError when the input has no anisotropic certificate or no direction reaches beyond
-    the isotropic radius.
+    the isotropic radius, ModelLoadError when the run names a model that would run code.
     """
-    from .models import load_model
-
     _check_shape(fraction, margin)
     config, dataset, certs = read_certificates(run_dir, [idx])
     cert = certs[int(idx)]
     iso_radius = max(cert.radius, _iso_radii(iso_run, config).get(cert.idx, 0.0))
-    if model is None and cert.no_perturbation_reason() is None:
-        model = load_model(config.model, device=device or config.device).module
+    if cert.no_perturbation_reason() is None:
+        model = load_run_model(run_dir, config, model=model, device=device)
     return _perturb(
         config, dataset, cert, model, iso_radius, n=n, seed=seed, fraction=fraction, margin=margin
     )
 
 
 def visualize_run(
-    run_dir, indices, out, *, iso_run=None, n=None, seed=None, margin=2.0, device=None, log=None
+    run_dir, indices, out, *, iso_run=None, n=None, seed=None, margin=2.0, model=None, device=None, log=None
 ) -> list[Path]:
     """For each idx: OUT/theta_IDX.{png,pdf} and, for an anisotropic certificate, OUT/perturbation_IDX.
 
-    See plot_theta_map and perturb_input (iso_run, n, seed, margin, device; ||d / theta||_p = 0.99 gap).
-    Inputs without an anisotropic theta (fixed or isotropic runs, fallbacks, abstentions) get the theta
-    map only, and `log` says why. Returns the paths written.
+    See plot_theta_map and perturb_input (iso_run, n, seed, margin, model, device; ||d / theta||_p =
+    0.99 gap). Inputs without an anisotropic theta (fixed or isotropic runs, fallbacks, abstentions)
+    get the theta map only, and `log` says why. The model is resolved (load_run_model) before anything
+    is drawn, and only when some input needs the check. Returns the paths written.
     """
-    from .models import load_model
-
     log, fraction = log or (lambda text: None), 0.99
     _check_shape(fraction, margin)
     indices = list(dict.fromkeys(_checks.check_int("idx", i, min_value=0) for i in indices))
@@ -292,7 +350,9 @@ def visualize_run(
         raise InvalidParameterError("no inputs given; pass --idx I (several times for several inputs)")
     config, dataset, certs = read_certificates(run_dir, indices)
     iso_radii = _iso_radii(iso_run, config)
-    model, out, written = None, Path(out), []
+    if any(certs[i].no_perturbation_reason() is None for i in indices):
+        model = load_run_model(run_dir, config, model=model, device=device)
+    out, written = Path(out), []
     for i in indices:
         cert = certs[i]
         x = dataset.get([i])[0].numpy()
@@ -301,8 +361,6 @@ def visualize_run(
         if reason:
             log(f"{reason}: no perturbation drawn")
             continue
-        if model is None:
-            model = load_model(config.model, device=device or config.device).module
         iso_radius = max(cert.radius, iso_radii.get(i, 0.0))
         try:
             pert = _perturb(

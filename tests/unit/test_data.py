@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from anisocert.data import band_labels, load_data, select_indices
+from anisocert.data import band_labels, default_workers, iter_batches, load_data, select_indices
 from anisocert.errors import DataLoadError, InvalidParameterError, UnknownNameError
 
 # ------------------------------------------------------------------------------------ embedded sets
@@ -328,6 +328,74 @@ def test_imagenet_train_folder_and_errors(tmp_path):
     data = load_data(f"imagenet:{tmp_path}", "train")
     with pytest.raises(DataLoadError, match=r"cannot decode .*broken\.JPEG"):
         data.get(np.arange(len(data)))
+
+
+def _write_imagenet_many(root, split: str, per_class: int = 4):
+    """A tiny ImageFolder tree: 2 classes x per_class small RGB PNGs (fast to decode)."""
+    rng = np.random.default_rng(1)
+    for wnid in ("n01440764", "n01443537"):
+        (root / split / wnid).mkdir(parents=True)
+        for k in range(per_class):
+            image = rng.integers(0, 256, (40 + 8 * k, 48, 3), dtype=np.uint8)
+            Image.fromarray(image, "RGB").save(root / split / wnid / f"img_{k}.PNG", "PNG")
+
+
+def test_iter_batches_with_workers_reads_the_same_images_in_order(tmp_path):
+    """Worker processes decode ImageFolder batches; the result equals `get` in this process, in order."""
+    _write_imagenet_many(tmp_path, "val")
+    data = load_data(f"imagenet:{tmp_path}")
+    assert data.decoded and len(data) == 8
+    batches = [np.array([5, 0, 3]), np.array([7]), np.array([1, 2, 4, 6])]
+    with_workers = list(iter_batches(data, batches, workers=2))
+    in_process = list(iter_batches(data, batches, workers=0))
+    assert [tuple(x.shape) for x in with_workers] == [(3, 3, 224, 224), (1, 3, 224, 224), (4, 3, 224, 224)]
+    for a, b, idx in zip(with_workers, in_process, batches, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, data.get(idx))
+    assert 1 <= default_workers() <= 8
+
+
+def test_iter_batches_augmentation_does_not_depend_on_the_worker_count(tmp_path):
+    """Train split (random crops and flips): with a seed, batch b's draws depend on (seed, b) only; the
+    caller's torch RNG is left where it was."""
+    _write_imagenet_many(tmp_path, "train")
+    train = load_data(f"imagenet:{tmp_path}", "train")
+    batches = [np.arange(0, 3), np.arange(3, 6), np.arange(6, 8)]
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    one = list(iter_batches(train, batches, workers=0, seed=9))
+    assert torch.equal(torch.get_rng_state(), state)
+    two = list(iter_batches(train, batches, workers=2, seed=9))
+    other = list(iter_batches(train, batches, workers=2, seed=10))
+    assert all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(one, other, strict=True))
+
+
+def test_iter_batches_errors_stay_one_line(tmp_path):
+    _write_imagenet_many(tmp_path, "val")
+    (tmp_path / "val" / "n01443537" / "img_9.PNG").write_bytes(b"not a png")
+    data = load_data(f"imagenet:{tmp_path}")
+    with pytest.raises(DataLoadError, match=r"^cannot decode .*img_9\.PNG.*replace the file$"):
+        list(iter_batches(data, [np.arange(4), np.arange(4, len(data))], workers=2))
+    with pytest.raises(InvalidParameterError, match="workers=-1"):
+        list(iter_batches(data, [np.arange(2)], workers=-1))
+    # in-memory sets are read in this process whatever the worker count
+    digits = load_data("digits")
+    (x,) = iter_batches(digits, [np.array([4, 2])], workers=4)
+    assert torch.equal(x, digits.get([4, 2])) and not digits.decoded
+
+
+def test_heldout_accuracy_with_workers_matches_without(tmp_path):
+    from anisocert.train import heldout_accuracy, noisy_accuracy
+
+    _write_imagenet_many(tmp_path, "val")
+    data = load_data(f"imagenet:{tmp_path}")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 2))
+    for measure in (
+        lambda w: heldout_accuracy(model, data, "cpu", batch_size=3, workers=w),
+        lambda w: noisy_accuracy(model, data, "gaussian", 0.25, "cpu", batch_size=3, workers=w),
+    ):
+        assert measure(2) == measure(0)
 
 
 # --------------------------------------------------------------------------------------- selection

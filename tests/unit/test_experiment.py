@@ -99,6 +99,68 @@ def test_presets_follow_the_paper_protocol(tmp_path):
     assert set(PRESETS) == {"cifar10-l2", "cifar10-l1", "imagenet-l2", "imagenet-l1", "digits"}
 
 
+def test_preset_recipes_are_the_released_codes(tmp_path):
+    """The values docs/training.md traces to each repository (Cohen, SmoothAdv, MACER, RS4A, ANCER)."""
+    steps = build_plan("cifar10-l2", tmp_path, data_root=tmp_path, sigmas=[0.25, 1.0])
+    train = {s.name: s.train for s in steps if s.kind == "train"}
+    cohen, adv, macer = train["gaussian-0.25"], train["smoothadv-0.25"], train["macer-0.25"]
+    assert (cohen.epochs, cohen.batch_size, cohen.lr, cohen.schedule, cohen.lr_step, cohen.weight_decay) == (
+        90,
+        400,
+        0.1,
+        "step",
+        30,
+        1e-4,
+    )
+    assert (adv.epochs, adv.lr_step, adv.batch_size * adv.smoothadv_samples, adv.weight_decay) == (
+        150,
+        50,
+        256,
+        1e-4,
+    )
+    assert (adv.smoothadv_eps, adv.smoothadv_steps, adv.smoothadv_samples, adv.smoothadv_warmup) == (
+        64 / 256,
+        10,
+        2,
+        10,
+    )
+    assert (macer.epochs, macer.batch_size, macer.lr, macer.lr_step, macer.weight_decay) == (
+        440,
+        64,
+        0.01,
+        200,
+        5e-4,
+    )
+    assert (macer.macer_gauss_num, macer.macer_lambda, macer.macer_gamma, macer.macer_beta) == (
+        16,
+        12.0,
+        8.0,
+        16.0,
+    )
+    assert train["macer-1.0"].macer_lambda == 4.0
+    rs4a = next(s.train for s in build_plan("cifar10-l1", tmp_path, data_root=tmp_path) if s.kind == "train")
+    assert (rs4a.epochs, rs4a.batch_size, rs4a.lr, rs4a.schedule, rs4a.nesterov, rs4a.weight_decay) == (
+        120,
+        64,
+        0.1,
+        "cosine",
+        True,
+        1e-4,
+    )
+    assert rs4a.sigma_is_std and rs4a.stability_weight == 6.0
+    l1 = next(s.train for s in build_plan("imagenet-l1", tmp_path, data_root=tmp_path) if s.kind == "train")
+    assert (l1.epochs, l1.batch_size, l1.lr, l1.lr_step, l1.nesterov, l1.arch) == (
+        120,
+        128,
+        0.01,
+        30,
+        True,
+        "imagenet_resnet50",
+    )
+    certify = next(s.certify for s in build_plan("imagenet-l2", tmp_path, data_root=tmp_path) if s.certify)
+    assert (certify.n0, certify.n, certify.alpha, certify.skip) == (100, 100_000, 0.001, 100)
+
+
 def test_dry_run_counts_passes_and_time_from_the_throughput(tmp_path):
     """Without the data the standard sizes are used; with a given throughput the arithmetic is exact."""
     steps = build_plan("cifar10-l2", tmp_path, data_root=tmp_path / "absent", sigmas=[0.25])

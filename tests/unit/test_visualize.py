@@ -1,7 +1,11 @@
 """Visualisations: drawn regions lie on their exact boundaries, perturbations stay inside the anisotropic
 certificate and outside the isotropic one, and every command writes PNG/PDF files of the expected size."""
 
+import json
+import shutil
+import sqlite3
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +17,7 @@ from typer.testing import CliRunner
 from anisocert.api import certify_dataset
 from anisocert.checkpoint import save_checkpoint
 from anisocert.config import CertifyConfig
-from anisocert.errors import InvalidParameterError, UnknownNameError
+from anisocert.errors import InvalidParameterError, ModelLoadError, UnknownNameError
 from anisocert.models import create_model
 from anisocert.plots import COLUMN_FIGSIZE, plot_runtime, runtime_summary, runtime_table
 from anisocert.regions import Region
@@ -259,6 +263,78 @@ def test_fixed_run_has_no_anisotropic_theta(runs, tmp_path):
     assert not (tmp_path / "perturbation_2.png").exists()
     bad = CliRunner().invoke(_app(), ["visualize", str(runs["fixed"]), "--idx", "99", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "99" in bad.output
+
+
+# ------------------------------------------------------------------------------- foreign run directories
+
+
+def _foreign_copy(run, dest, **changes):
+    """A copy of `run` whose stored configuration says something else (a run directory from someone else)."""
+    shutil.copytree(run, dest)
+    with sqlite3.connect(dest / "run.sqlite") as db:
+        config = json.loads(db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+        config.update(changes)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+        if "model_sha256" in changes:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'model_sha256'", (changes["model_sha256"],))
+    return dest
+
+
+def _code_specs(tmp_path) -> dict[str, str]:
+    """Model specs whose loading would run code or unpickle: a factory (its module writes a marker when
+    imported), a .pt2 program, a TorchScript file and a pickle checkpoint."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    marker = tmp_path / "imported"
+    (package / "evil_factory_mod.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef factory(): pass\n")
+    for name in ("prog.pt2", "script.pt", "weights.pt"):
+        (tmp_path / name).write_bytes(b"PK\x03\x04 not really")
+    return {
+        "factory": "evil_factory_mod:factory",
+        "pt2": str(tmp_path / "prog.pt2"),
+        "torchscript": str(tmp_path / "script.pt"),
+        "pickle": f"digits_cnn:{tmp_path / 'weights.pt'}",
+    }
+
+
+@pytest.mark.parametrize("kind", ["factory", "pt2", "torchscript", "pickle"])
+def test_a_run_naming_code_is_refused_without_loading_it(kind, runs, tmp_path, monkeypatch):
+    spec = _code_specs(tmp_path)[kind]
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    foreign = _foreign_copy(runs["ancer"], tmp_path / "foreign", model=spec)
+    out = tmp_path / "figs"
+    result = CliRunner().invoke(_app(), ["visualize", str(foreign), "--idx", "0", "--out", str(out)])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and "--model" in lines[0] and "code or a pickle" in lines[0], result.output
+    assert not (tmp_path / "imported").exists() and "evil_factory_mod" not in sys.modules
+    assert not out.exists()  # refused before anything was drawn
+    with pytest.raises(ModelLoadError, match="pass --model"):
+        perturb_input(foreign, 0, n=200)
+
+
+def test_the_users_model_replaces_a_refused_one_and_must_be_the_runs(runs, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    spec = _code_specs(tmp_path)["factory"]
+    with sqlite3.connect(runs["ancer"] / "run.sqlite") as db:
+        weights = json.loads(db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])["model"]
+    foreign = _foreign_copy(runs["ancer"], tmp_path / "foreign", model=spec)
+    out = tmp_path / "figs"
+    args = ["visualize", str(foreign), "--idx", "0", "--out", str(out), "--n", "200"]
+    result = CliRunner().invoke(_app(), [*args, "--model", weights])
+    assert result.exit_code == 0, result.output
+    assert (out / "perturbation_0.png").exists() and not (tmp_path / "imported").exists()
+    # another model than the one the run certified (different weights) is refused: sha256 differs
+    torch.manual_seed(1)
+    other = save_checkpoint(tmp_path / "other", create_model("digits_cnn"), arch="digits_cnn", num_classes=10)
+    result = CliRunner().invoke(_app(), [*args, "--model", str(other)])
+    assert result.exit_code == 2 and "is not the model" in result.output, result.output
+    # the run's own safetensors weights, but the run recorded another sha256: refused
+    tampered = _foreign_copy(runs["ancer"], tmp_path / "tampered", model_sha256="0" * 64)
+    result = CliRunner().invoke(_app(), ["visualize", str(tampered), "--idx", "0", "--out", str(out)])
+    assert result.exit_code == 2 and "is not the model" in result.output, result.output
+    bad = CliRunner().invoke(_app(), ["visualize", "toy", "--model", weights, "--out", str(out)])
+    assert bad.exit_code == 2 and "--model is for" in bad.output
 
 
 def test_demo_figures_draw_ancer_inputs_and_runtimes(runs, tmp_path, monkeypatch):

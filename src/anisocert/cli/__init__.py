@@ -6,7 +6,10 @@ Commands only parse, build a config, call one api function and print. User mista
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from typer.core import TyperGroup
 
 from ._common import user_errors
 from .certify import certify
@@ -19,8 +22,34 @@ from .visualize import visualize
 
 __all__ = ["app", "main", "user_errors"]
 
+
+class _OneLineUsageErrors(TyperGroup):
+    """Usage mistakes (a wrong type, an unknown option) are one line on stderr and exit 2, like
+    every other user error, instead of click's usage block or rich's error panel."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as err:
+            if type(err).__name__ == "NoArgsIsHelpError":  # `anisocert` alone: the help text
+                err.show()
+            else:
+                ctx = getattr(err, "ctx", None)
+                where = ctx.command_path if ctx is not None else "anisocert"
+                message = " ".join(err.format_message().split())
+                typer.echo(f"error: {message} (see `{where} --help`)", err=True)
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="anisocert",
+    cls=_OneLineUsageErrors,
     help="Certify classifiers with randomized smoothing: isotropic and anisotropic (ANCER), l2 and l1.",
     no_args_is_help=True,
     add_completion=False,

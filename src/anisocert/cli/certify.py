@@ -72,11 +72,26 @@ def certify(
         bool, Opt(help="ancer: also certify the isotropic region (alpha/2 each), keep the larger")
     ] = True,
     memory: Annotated[bool, Opt(help="memory-based certification (isotropic and ancer)")] = True,
+    early_stop: Annotated[
+        bool, Opt(help="stop an input's draws once its outcome is settled (abstain; ancer fallback)")
+    ] = True,
+    reuse: Annotated[
+        Path | None,
+        Opt(
+            help="take the optimised sigma/theta (and isotropic counts) of this earlier run of the same settings"
+        ),
+    ] = None,
     on_inside: Annotated[str, Opt(help="input inside a foreign region: abstain | adopt")] = "abstain",
     batch_size: Annotated[int, Opt(help="noisy samples per forward pass")] = 1000,
     inputs_per_batch: Annotated[int, Opt(help="inputs certified together (commit granularity)")] = 8,
     device: Annotated[str | None, Opt(help="cpu | cuda | cuda:1 (default: CUDA when present)")] = None,
     label: Annotated[str | None, Opt(help="name of the run in reports")] = None,
+    workers: Annotated[
+        int, Opt(help="Ray workers, one GPU each when there are GPUs (> 1 needs anisocert[ray])")
+    ] = 1,
+    ray_address: Annotated[
+        str | None, Opt(help="join this Ray cluster (e.g. auto) instead of starting a local one")
+    ] = None,
     progress: Annotated[bool, Opt(help="show a progress bar")] = True,
 ) -> None:
     """Certify every selected input of DATA; records go to OUT/run.sqlite and OUT/certify.tsv."""
@@ -108,11 +123,15 @@ def certify(
             kappa=kappa,
             fallback=fallback,
             memory=memory,
+            early_stop=early_stop,
+            reuse=None if reuse is None else str(reuse),
             on_inside=on_inside,
             batch_size=batch_size,
             inputs_per_batch=inputs_per_batch,
             device=device,
             label=label,
+            workers=workers,
+            ray_address=ray_address,
         )
         run = certify_dataset(config, out, progress=progress, command=command_line())
     typer.echo(run.text())

@@ -43,13 +43,15 @@ def train(
     batch_size: Annotated[int, Opt(help="clean inputs per SGD step")] = 64,
     lr: Annotated[float, Opt(help="SGD learning rate")] = 0.05,
     momentum: Annotated[float, Opt(help="SGD momentum")] = 0.9,
+    nesterov: Annotated[bool, Opt(help="Nesterov momentum (RS4A / ANCER l1 scripts)")] = False,
     weight_decay: Annotated[float, Opt(help="SGD weight decay")] = 5e-4,
     schedule: Annotated[str, Opt(help="cosine | step")] = "cosine",
     lr_step: Annotated[int, Opt(help="step schedule: epochs between decays")] = 30,
     lr_gamma: Annotated[float, Opt(help="step schedule: decay factor")] = 0.1,
     seed: Annotated[int, Opt(help="seed of initialisation, order, augmentation and noise")] = 0,
-    smoothadv_eps: Annotated[float, Opt(help="l2 attack radius (default 64/255)", rich_help_panel=_ADV)] = 64
-    / 255,
+    smoothadv_eps: Annotated[
+        float, Opt(help="l2 attack radius (train_pgd.py's --epsilon 64 = 64/256)", rich_help_panel=_ADV)
+    ] = 0.25,
     smoothadv_steps: Annotated[int, Opt(help="PGD steps", rich_help_panel=_ADV)] = 10,
     smoothadv_samples: Annotated[int, Opt(help="noise draws m per input", rich_help_panel=_ADV)] = 1,
     smoothadv_warmup: Annotated[
@@ -68,9 +70,13 @@ def train(
     ] = 0,
     stability_weight: Annotated[float, Opt(help="weight of KL(p(x1) || p(x2)) (stability)")] = 6.0,
     amp: Annotated[
-        bool, Opt(help="mixed precision (float16 autocast); CUDA only, ignored with a note on CPU")
+        bool, Opt(help="mixed precision: float16 + loss scaling on CUDA, bfloat16 on the CPU")
     ] = False,
     device: Annotated[str | None, Opt(help="cpu | cuda | cuda:1 (default: CUDA when present)")] = None,
+    workers: Annotated[
+        int | None,
+        Opt(help="data-loading processes for cifar10 train / imagenet (default min(8, CPUs); 0: none)"),
+    ] = None,
     progress: Annotated[bool, Opt(help="progress bar over each epoch (on a terminal)")] = True,
 ) -> None:
     """Train a base model on noisy inputs; rerunning the same command resumes after the last finished epoch."""
@@ -87,6 +93,7 @@ def train(
             batch_size=batch_size,
             lr=lr,
             momentum=momentum,
+            nesterov=nesterov,
             weight_decay=weight_decay,
             schedule=schedule,
             lr_step=lr_step,
@@ -104,6 +111,7 @@ def train(
             stability_weight=stability_weight,
             amp=amp,
             device=device,
+            workers=workers,
         )
         path = train_model(config, out, progress=progress, log=typer.echo)
     typer.echo(f"saved {path} and {path.with_suffix('.json')}")

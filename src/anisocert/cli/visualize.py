@@ -26,6 +26,14 @@ def visualize(
         int | None, Opt(help="toy: all draws (default 0); run: the check's draws (default: run seed + 1)")
     ] = None,
     margin: Annotated[float, Opt(help="run: aim for ||d||_p >= MARGIN x the isotropic radius")] = 2.0,
+    model: Annotated[
+        str | None,
+        Opt(
+            help="run: the run's model for the check at x + d (sha256 checked); needed when the run names "
+            "code (factory, TorchScript, .pt2) or a pickle: a run's own model is loaded only as "
+            "builtin/safetensors weights"
+        ),
+    ] = None,
     data: Annotated[list[str] | None, Opt(help="toy: moons and/or band (default both)")] = None,
     inputs: Annotated[int, Opt(help="toy: certified inputs per panel")] = 6,
     grid: Annotated[int, Opt(help="toy: landscape points per axis")] = 100,
@@ -38,7 +46,8 @@ def visualize(
     """Draw certificates: `visualize toy` (moons and band: isotropic vs ANCER regions, l2 and l1) or
     `visualize RUN_DIR --idx I` (theta map beside the input; for ANCER runs a perturbation inside the
     anisotropic certificate but outside the isotropic one, checked with the smoothed classifier).
-    A run folder named toy is written ./toy."""
+    A run folder named toy is written ./toy. A run directory is data: the model it names is loaded only
+    as builtin/safetensors weights matching the run's sha256; otherwise pass --model."""
     from ..errors import InvalidParameterError
     from ..visualize import ToySettings, visualize_run, visualize_toy
 
@@ -46,6 +55,10 @@ def visualize(
         if target == "toy":
             if idx:
                 raise InvalidParameterError("--idx selects inputs of a run; `visualize toy` picks its own")
+            if model:
+                raise InvalidParameterError(
+                    "--model is for `visualize RUN_DIR`; `visualize toy` trains its own"
+                )
             settings = ToySettings(
                 inputs=inputs,
                 grid=grid,
@@ -67,6 +80,7 @@ def visualize(
                 n=n,
                 seed=seed,
                 margin=margin,
+                model=model,
                 device=device,
                 log=typer.echo,
             )

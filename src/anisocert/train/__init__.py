@@ -3,11 +3,13 @@ resumable loop.
 
 theta is the standard deviation for gaussian noise and the half-width for uniform noise, as in the rest of
 anisocert; ``TrainConfig.sigma_is_std`` reads a uniform sigma as the standard deviation instead (half-width
-sqrt(3) * sigma). Noise is added in [0, 1] input space (normalisation is inside the model).
+sqrt(3) * sigma). Noise is added in [0, 1] input space (normalisation is inside the model). Sources of
+every default and preset value: docs/training.md.
 """
 
 from ._config import SCHEDULES, TrainConfig
 from ._loop import (
+    amp_dtype,
     heldout_accuracy,
     noisy_accuracy,
     reproduce_command,
@@ -28,5 +30,6 @@ __all__ = [
     "heldout_accuracy",
     "reproduce_command",
     "resolve_device",
+    "amp_dtype",
     "sidecar_meta",
 ]

@@ -14,7 +14,7 @@ __all__ = ["TrainConfig", "SCHEDULES", "EXECUTION_ONLY"]
 SCHEDULES = ("cosine", "step")
 
 # Fields that do not change the trained weights' meaning: a resume may change them.
-EXECUTION_ONLY = ("device", "eval_batch_size")
+EXECUTION_ONLY = ("device", "eval_batch_size", "workers")
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,18 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
+    nesterov: bool = False  # Nesterov momentum (RS4A's and ANCER's l1 training scripts use it)
     weight_decay: float = 5e-4
     schedule: str = "cosine"
     lr_step: int = 30  # step schedule: multiply the learning rate by lr_gamma every lr_step epochs
     lr_gamma: float = 0.1
     seed: int = 0
     # SmoothAdv (Salman et al.): PGD-l2 on the soft smoothed classifier
-    smoothadv_eps: float = 64 / 255  # the public code's default; the paper's tables use 0.25 to 2.0
+    smoothadv_eps: float = 0.25  # train_pgd.py: --epsilon 64 divided by 256 (not 255)
     smoothadv_steps: int = 10
     smoothadv_samples: int = 1  # m noise draws per input, shared by the attack and the training loss
     smoothadv_warmup: int = 10  # epochs over which eps grows linearly to smoothadv_eps (1: no warm-up)
-    # MACER (Zhai et al.): soft smoothed cross-entropy + lambda * sigma/2 * hinge(gamma - xi)
+    # MACER (Zhai et al.): soft smoothed cross-entropy + lambda * sigma/2 * (gamma - xi) where 0 <= xi <= gamma
     macer_gauss_num: int = 16
     macer_lambda: float = 12.0
     macer_gamma: float = 8.0
@@ -57,9 +58,10 @@ class TrainConfig:
     # stability training (Yang et al., after Li et al.): CE(x1) + weight * KL(p(x1) || p(x2))
     stability_weight: float = 6.0
     # execution
-    amp: bool = False  # mixed precision (float16 autocast + gradient scaling); CUDA only
+    amp: bool = False  # mixed precision: float16 + gradient scaling on CUDA, bfloat16 on the CPU
     eval_batch_size: int = 500
     device: str | None = None
+    workers: int | None = None  # data-loading processes for decoded/augmented image sets; None: min(8, cpus)
 
     def __post_init__(self):
         from .objectives import OBJECTIVES
@@ -87,10 +89,14 @@ class TrainConfig:
             _checks.check_int(name.replace("_", "-"), getattr(self, name))
         _checks.check_int("seed", self.seed, min_value=0)
         _checks.check_int("macer-deferred", self.macer_deferred, min_value=0)
+        if self.workers is not None:
+            _checks.check_int("workers", self.workers, min_value=0)
         for name in ("lr", "smoothadv_eps", "macer_beta"):
             _checks.check_real(name.replace("_", "-"), getattr(self, name))
         _checks.check_real("lr-gamma", self.lr_gamma, high=1.0 + 1e-12)
         _checks.check_real("momentum", self.momentum, low=-1e-12, high=1.0)
+        if self.nesterov and self.momentum == 0:
+            raise InvalidParameterError("nesterov=True needs momentum > 0 (e.g. --momentum 0.9)")
         for name in ("weight_decay", "macer_lambda", "macer_gamma", "stability_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value < math.inf):

@@ -7,8 +7,8 @@ stopped after k epochs and resumed gives the same weights as an uninterrupted on
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import RunStoreError
+from .._checks import check_device
+from ..errors import InvalidParameterError, RunStoreError
 from ..noise import get_noise
-from ._config import TrainConfig
+from ._config import EXECUTION_ONLY, TrainConfig
 from .objectives import OBJECTIVES, Step
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "heldout_accuracy",
     "reproduce_command",
     "resolve_device",
+    "amp_dtype",
     "paths",
 ]
 
@@ -35,10 +37,8 @@ _STATE_VERSION = 1
 
 
 def resolve_device(requested: str | None) -> torch.device:
-    """The requested device, else CUDA when present, else the CPU."""
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The requested device (checked to exist), else CUDA when present, else the CPU."""
+    return check_device(requested)
 
 
 def paths(out) -> tuple[Path, Path, Path]:
@@ -90,15 +90,20 @@ def train_model(
         log(f"{weights} already holds this training run; delete it to train again")
         return weights
     device = resolve_device(config.device)
-    amp = _amp_enabled(config.amp, device, log)
+    amp = amp_dtype(device) if config.amp else None
     train, test = load_data(config.data, "train"), load_data(config.data, "test")
     torch.manual_seed(config.seed)
     model = create_model(config.arch, num_classes=train.num_classes).to(device)
     opt = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=config.nesterov,
     )
     sched = _scheduler(opt, config)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    # float16 needs loss scaling against gradient underflow; bfloat16 has float32's exponent range
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     start = _resume(state_path, config, model, opt, sched, scaler, device)
     if start:
         log(f"resuming {weights.name} after epoch {start}/{config.epochs}")
@@ -119,9 +124,15 @@ def train_model(
     if last < config.epochs:
         return state_path
     model.eval()
-    clean = heldout_accuracy(model, test, device, batch_size=config.eval_batch_size)
+    clean = heldout_accuracy(model, test, device, batch_size=config.eval_batch_size, workers=config.workers)
     noisy = noisy_accuracy(
-        model, test, objective.noise, config.theta, device, batch_size=config.eval_batch_size
+        model,
+        test,
+        objective.noise,
+        config.theta,
+        device,
+        batch_size=config.eval_batch_size,
+        workers=config.workers,
     )
     log(f"held-out ({len(test)} inputs): clean accuracy {clean:.4f}, under training noise {noisy:.4f}")
     path = save_checkpoint(
@@ -132,7 +143,8 @@ def train_model(
         meta={
             **sidecar_meta(config, weights, clean=clean, noisy=noisy, count=len(test)),
             "device": str(device),
-            "amp_used": amp,
+            "amp_used": amp is not None,
+            "amp_dtype": str(amp).removeprefix("torch.") if amp is not None else None,
         },
     )
     state_path.unlink(missing_ok=True)
@@ -168,20 +180,32 @@ def sidecar_meta(config: TrainConfig, out, *, clean: float, noisy: float, count:
 def _epoch(
     model, opt, scaler, train, loss_fn, config: TrainConfig, epoch: int, generator, device, amp, progress
 ) -> float:
-    """One pass over the training inputs in a (seed, epoch)-determined order; returns the mean loss."""
+    """One pass over the training inputs in a (seed, epoch)-determined order; returns the mean loss.
+
+    Augmentation (image train splits) is seeded per batch from (seed, epoch, batch), so the weights do
+    not depend on the number of loader workers."""
+    from ..data import iter_batches
+
     torch.manual_seed(_epoch_seed(config.seed, epoch))
     generator.manual_seed(_epoch_seed(config.seed, epoch) + 1)
     order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
-    batches = math.ceil(len(order) / config.batch_size)
+    batches = [order[b : b + config.batch_size] for b in range(0, len(order), config.batch_size)]
     step = Step(theta=config.theta, generator=generator, epoch=epoch, config=config)
     model.train()
     total = torch.zeros((), device=device)
-    with _Bar(progress, batches, f"epoch {epoch + 1}/{config.epochs}") as advance:
-        for b in range(batches):
-            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            x = train.get(idx).to(device, torch.float32)  # train splits of image sets are augmented here
-            y = torch.as_tensor(np.asarray(train.labels)[idx], device=device, dtype=torch.long)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+    labels = np.asarray(train.labels)
+    inputs = iter_batches(
+        train,
+        batches,
+        workers=config.workers,
+        seed=_epoch_seed(config.seed, epoch) + 2,
+        pin_memory=device.type == "cuda",
+    )
+    with _Bar(progress, len(batches), f"epoch {epoch + 1}/{config.epochs}") as advance:
+        for idx, x in zip(batches, inputs, strict=True):
+            x = x.to(device, torch.float32, non_blocking=True)
+            y = torch.as_tensor(labels[idx], device=device, dtype=torch.long)
+            with torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
                 loss = loss_fn(model, x, y, step)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -202,11 +226,21 @@ def _scheduler(opt, config: TrainConfig):
     return torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
 
 
-def _amp_enabled(amp: bool, device: torch.device, log) -> bool:
-    if amp and device.type != "cuda":
-        log(f"note: --amp has no effect on {device.type}; training in float32")
-        return False
-    return amp
+def amp_dtype(device) -> torch.dtype:
+    """The mixed-precision type for `device`: float16 on CUDA (with gradient scaling), bfloat16 on the CPU.
+
+    Raises InvalidParameterError where autocast cannot run (another device type, or a CPU build without
+    bfloat16 autocast), rather than silently training in float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.float16
+    available = getattr(torch.amp.autocast_mode, "is_autocast_available", lambda kind: kind == "cpu")
+    if device.type == "cpu" and available("cpu"):
+        return torch.bfloat16
+    raise InvalidParameterError(
+        f"--amp needs a CUDA device (float16) or the CPU (bfloat16); {device} cannot run mixed precision: "
+        "drop --amp"
+    )
 
 
 # -- resume -----------------------------------------------------------------------------------------
@@ -244,7 +278,7 @@ def _resume(state_path: Path, config: TrainConfig, model, opt, sched, scaler, de
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
-    if state.get("scaler"):
+    if state.get("scaler") and scaler.is_enabled():
         scaler.load_state_dict(state["scaler"])
     return int(state["epoch"])
 
@@ -269,14 +303,16 @@ def _save_state(state_path: Path, config: TrainConfig, model, opt, sched, scaler
 
 
 @torch.inference_mode()
-def heldout_accuracy(model, dataset, device, *, batch_size: int = 500) -> float:
-    """Clean accuracy of the base model on every input of `dataset`, in batches."""
+def heldout_accuracy(model, dataset, device, *, batch_size: int = 500, workers: int | None = None) -> float:
+    """Clean accuracy of the base model on every input of `dataset`, in batches (decoded sets are read by
+    `workers` loader processes)."""
+    from ..data import iter_batches
+
     labels = np.asarray(dataset.labels)
+    batches = [np.arange(s, min(s + batch_size, len(labels))) for s in range(0, len(labels), batch_size)]
     hits = 0
-    for start in range(0, len(labels), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(labels)))
-        x = dataset.get(idx).to(device, torch.float32)
-        hits += int((model(x).argmax(1).cpu().numpy() == labels[idx]).sum())
+    for idx, x in zip(batches, iter_batches(dataset, batches, workers=workers), strict=True):
+        hits += int((model(x.to(device, torch.float32)).argmax(1).cpu().numpy() == labels[idx]).sum())
     return hits / len(labels)
 
 
@@ -291,17 +327,20 @@ def noisy_accuracy(
     *,
     batch_size: int = 500,
     seed: int = 0,
+    workers: int | None = None,
 ) -> float:
     """Accuracy of the base model on noisy held-out inputs, `draws` draws each (a training check, not a
     certificate). sigma is the noise's theta: std (gaussian) or half-width (uniform)."""
+    from ..data import iter_batches
+
     noise = get_noise(noise_name)
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     labels = np.asarray(dataset.labels)
+    batches = [np.arange(s, min(s + batch_size, len(labels))) for s in range(0, len(labels), batch_size)]
     hits = 0
-    for start in range(0, len(labels), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(labels)))
-        x = dataset.get(idx).to(device, torch.float32)
+    for idx, x in zip(batches, iter_batches(dataset, batches, workers=workers), strict=True):
+        x = x.to(device, torch.float32)
         y = torch.as_tensor(labels[idx], device=device)
         for _ in range(draws):
             hits += int((model(noise.sample(x, float(sigma), generator)).argmax(1) == y).sum())
@@ -317,7 +356,7 @@ def reproduce_command(config: TrainConfig, out) -> str:
     parts = ["anisocert", "train"]
     for f in fields(TrainConfig):
         value = getattr(config, f.name)
-        if f.name in ("device", "eval_batch_size") or (f.name not in always and value == f.default):
+        if f.name in EXECUTION_ONLY or (f.name not in always and value == f.default):
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):

@@ -9,8 +9,9 @@ are safe under float16 autocast.
 - uniform: cross-entropy on x + U[-theta, theta] (Yang et al. 2020; theta = half-width).
 - smoothadv: PGD-l2 on the soft smoothed classifier with m draws, then cross-entropy on the m noisy
   adversarial copies (Salman et al. 2019, multi-noise variant).
-- macer: soft smoothed cross-entropy + lambda * sigma/2 * max(gamma - xi, 0) on correctly classified
-  inputs with 0 < xi <= gamma (Zhai et al. 2020).
+- macer: soft smoothed cross-entropy + lambda * sigma/2 * (gamma - xi) on the correctly classified inputs
+  whose gap xi = Phi^-1(p1) - Phi^-1(p2) is finite and <= gamma, no clamp (Zhai et al. 2020, as in
+  RuntianZ/macer; see docs/training.md for the spec's clamp [0.02, 0.98], which is DDRS's variant).
 - stability: cross-entropy on a noisy copy x1 + weight * KL(p(.|x1) || p(.|x2)) for a second copy x2
   (stability training as used by Yang et al. 2020 for l1).
 """
@@ -41,10 +42,11 @@ __all__ = [
     "smoothadv_loss",
     "macer_loss",
     "macer_terms",
+    "MACER_LOG_EPS",
     "stability_loss",
 ]
 
-MACER_CLAMP = (0.02, 0.98)  # p1, p2 are clamped before Phi^-1 (keeps xi finite and bounded)
+MACER_LOG_EPS = 1e-10  # MACER's classification term is -log(p_y + 1e-10), as in RuntianZ/macer macer.py
 
 
 class Step(NamedTuple):
@@ -171,18 +173,26 @@ def macer_terms(
 ) -> tuple[Tensor, Tensor]:
     """MACER's two per-input terms for logits (B, m, C) of m noisy copies: (ce, robust), each (B,).
 
-    ce = -log(mean_j softmax(logits_j)[y]). With the inverse temperature beta, p = mean_j
-    softmax(beta * logits_j), p1 >= p2 its top two entries clamped to [0.02, 0.98], and
-    xi = Phi^-1(p1) - Phi^-1(p2): robust = sigma/2 * (gamma - xi) where the top class is y and
-    0 < xi <= gamma (the certified radius sigma/2 * xi is positive and within the hinge), else 0.
+    As RuntianZ/macer ``macer_train``: ce = -log(mean_j softmax(logits_j)[y] + 1e-10). With the inverse
+    temperature beta, p = mean_j softmax(beta * logits_j) and p1 >= p2 its top two entries (no clamp),
+    xi = Phi^-1(p1) - Phi^-1(p2); robust = sigma/2 * (gamma - xi) where the top class is y and xi is finite
+    and <= gamma (gamma is compared with xi, before the sigma/2 factor), else 0. An infinite xi (p1 = 1 or
+    p2 = 0 in floating point) drops the input from the hinge, as there.
     """
-    ce = F.nll_loss(smoothed_log_probs(logits), y, reduction="none")
-    top = F.softmax(beta * _full(logits), dim=-1).mean(dim=1).topk(2, dim=1)
-    p1, p2 = top.values[:, 0].clamp(*MACER_CLAMP), top.values[:, 1].clamp(*MACER_CLAMP)
-    normal = torch.distributions.Normal(0.0, 1.0)
-    xi = normal.icdf(p1) - normal.icdf(p2)
-    active = (top.indices[:, 0] == y) & (xi > 0) & (xi <= gamma)
-    robust = torch.where(active, sigma / 2 * (gamma - xi), torch.zeros_like(xi))
+    logits = _full(logits)
+    ce = -torch.log(F.softmax(logits, dim=-1).mean(dim=1) + MACER_LOG_EPS).gather(1, y[:, None])[:, 0]
+    top = F.softmax(beta * logits, dim=-1).mean(dim=1).topk(2, dim=1)
+    p1, p2 = top.values[:, 0], top.values[:, 1]
+    normal = torch.distributions.Normal(torch.zeros((), dtype=p1.dtype, device=p1.device), 1.0)
+    with torch.no_grad():
+        xi = normal.icdf(p1) - normal.icdf(p2)
+        active = (top.indices[:, 0] == y) & torch.isfinite(xi) & (xi.abs() <= gamma)
+    # recompute on the selected inputs only: the gradient of Phi^-1 at 0 or 1 is infinite, and 0 * inf
+    # through a masked branch would be NaN
+    robust = torch.zeros_like(p1)
+    if bool(active.any()):
+        gap = normal.icdf(p1[active]) - normal.icdf(p2[active])
+        robust = robust.index_put((active.nonzero()[:, 0],), sigma / 2 * (gamma - gap))
     return ce, robust
 
 

@@ -1,0 +1,265 @@
+"""Ray execution: chunks of inputs spread over workers that each load the model and data once.
+
+The driver owns the run store and memory-based certification; workers only compute and return
+results, so a worker lost mid-task costs nothing but the retry, and records do not depend on how
+many workers there were (each input's noise streams depend only on (seed, index)). Ray is an
+optional extra: ``pip install 'anisocert[ray]'``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+from .errors import AnisocertError, InvalidParameterError, ModelLoadError
+
+__all__ = ["DistributedError", "import_ray", "ray_cluster", "map_on_workers", "certify_chunks"]
+
+INSTALL_HINT = "pip install 'anisocert[ray]'"
+# Test hook: the first task that finds no file at this path creates it and kills its worker process.
+CRASH_HOOK = "ANISOCERT_TEST_CRASH_ONCE"
+MAX_RESTARTS = 3  # a worker process lost this many times in a row ends the run (resumable)
+
+
+class DistributedError(AnisocertError):
+    """Ray workers failed for reasons outside the code (lost nodes, repeated crashes, no resources)."""
+
+
+def import_ray():
+    """The ray module, or a one-line error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise InvalidParameterError(
+            f"--workers > 1 and --ray-address need Ray, which is not installed; {INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+@contextmanager
+def ray_cluster(workers: int, address: str | None = None):
+    """Join ADDR (or an already initialised Ray), or start a local cluster in this process.
+
+    Only a cluster started here is shut down at the end; a caller's own ray.init is left alone
+    (tests and notebooks reuse one cluster).
+    """
+    ray = import_ray()
+    started = False
+    if not ray.is_initialized():
+        kw = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        try:
+            if address:
+                ray.init(address=address, **kw)
+            else:
+                ray.init(num_cpus=max(workers, _local_cpus()), **kw)
+        except ConnectionError as err:
+            raise DistributedError(
+                f"cannot join the Ray cluster at --ray-address {address} ({_one_line(err)}); "
+                "start one with `ray start --head` or leave --ray-address out for a local cluster"
+            ) from None
+        started = True
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class _Host:
+    """A Ray actor body: builds its worker once (model and data loaded once), then runs tasks on it."""
+
+    def __init__(self, factory: Callable, threads: int, crash_marker: str | None, *factory_args):
+        import torch
+
+        torch.set_num_threads(threads)
+        self.crash_marker = crash_marker
+        self.worker, self.error = None, None
+        try:
+            self.worker = factory(*factory_args)
+        except AnisocertError as err:  # a user error: raised by every task, so it reaches the driver
+            self.error = err
+
+    def call(self, method: str, *args):
+        if self.error is not None:
+            raise self.error
+        if self.crash_marker:  # test hook: exactly one task dies with its process
+            try:
+                fd = os.open(self.crash_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+                os._exit(1)
+        return getattr(self.worker, method)(*args)
+
+
+def map_on_workers(
+    factory: Callable,
+    factory_args: tuple,
+    method: str,
+    items: Iterable[tuple],
+    *,
+    workers: int,
+    gpus: bool,
+    in_flight: int = 2,
+) -> Iterator[tuple[tuple, object]]:
+    """Yield (args, worker.method(*args)) for each args in items, in the order they finish.
+
+    ``workers`` Ray actors each build ``factory(*factory_args)`` once. At most ``in_flight`` tasks per
+    actor are queued, so the driver never holds much more than it can commit. A worker process that
+    dies is restarted and its tasks retried. On Ctrl-C the results that already finished are still
+    yielded before KeyboardInterrupt propagates, so the caller can commit them.
+    """
+    ray = import_ray()
+    threads, num_cpus, num_gpus = _resources(ray, workers, gpus)
+    host = ray.remote(_Host).options(
+        num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS
+    )
+    marker = os.environ.get(CRASH_HOOK) or None
+    refs = [ray.put(a) if _is_large(a) else a for a in factory_args]
+    actors = [host.remote(factory, threads, marker, *refs) for _ in range(workers)]
+    todo = iter(items)
+    running: dict = {}  # ObjectRef -> (actor number, args)
+    load = [0] * workers
+
+    def submit(k: int) -> bool:
+        args = next(todo, None)
+        if args is None:
+            return False
+        running[actors[k].call.remote(method, *args)] = (k, args)
+        load[k] += 1
+        return True
+
+    try:
+        for _ in range(in_flight):
+            for k in range(workers):
+                submit(k)
+        while running:
+            try:
+                [ref], _ = ray.wait(list(running), num_returns=1)
+            except KeyboardInterrupt:
+                ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
+                for ref in ready:
+                    try:
+                        result = ray.get(ref)
+                    except Exception:  # noqa: BLE001 - stopping anyway; keep what did finish
+                        continue
+                    yield running.pop(ref)[1], result
+                raise
+            k, args = running.pop(ref)
+            load[k] -= 1
+            result = _get(ray, ref)
+            submit(k)
+            yield args, result
+    finally:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+
+
+def _get(ray, ref):
+    """ray.get: a worker's user error as itself, a lost worker (after its retries) as one line."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        if isinstance(err.cause, AnisocertError):
+            raise err.cause from None
+        raise
+    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError):
+        raise DistributedError(
+            f"a Ray worker died {MAX_RESTARTS + 1} times in a row (out of memory? a lost node?); finished "
+            "inputs are stored: re-run the same command to resume, with fewer --workers if memory is short"
+        ) from None
+
+
+def _is_large(value) -> bool:
+    return value is not None and not isinstance(value, (str, int, float, bool))
+
+
+def _resources(ray, workers: int, gpus: bool) -> tuple[int, float, float]:
+    """(torch threads, Ray CPUs, Ray GPUs) per worker: one GPU each when asked, CPUs split fairly.
+
+    The CPU share is the largest that still lets every node's share fit, so no worker waits forever
+    for a node that has no room for it.
+    """
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    node_cpus = [int(r.get("CPU", 0)) for r in nodes]
+    total_gpus = int(sum(r.get("GPU", 0) for r in nodes))
+    if sum(node_cpus) < workers:
+        raise DistributedError(
+            f"the Ray cluster has {sum(node_cpus)} CPUs, fewer than --workers {workers}; use fewer workers"
+        )
+    per = max(1, sum(node_cpus) // workers)
+    while per > 1 and sum(c // per for c in node_cpus) < workers:
+        per -= 1
+    if not gpus:
+        return per, per, 0
+    if total_gpus < workers:
+        raise DistributedError(
+            f"--workers {workers} needs one GPU each and the Ray cluster has {total_gpus}; use --workers "
+            f"{max(total_gpus, 1)} or --device cpu"
+        )
+    return per, 1, 1
+
+
+def cluster_has_gpus(ray) -> bool:
+    return any(n["Resources"].get("GPU", 0) > 0 for n in ray.nodes() if n.get("Alive"))
+
+
+def _local_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _one_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+# -- certification -------------------------------------------------------------------------------
+class _CertifyWorkerFactory:
+    """Builds an api.ChunkWorker inside a Ray worker: the model and data set are loaded once there."""
+
+    def __call__(self, config, gpu: bool, loaded=None, dataset=None, reused=None):
+        from .api import ChunkWorker
+        from .data import load_data
+        from .models import load_model
+
+        device = "cuda" if gpu else "cpu"
+        if loaded is None:
+            loaded = load_model(config.model, device=device)
+            if config.model_sha256 and (loaded.sha256 or "") != config.model_sha256:
+                raise ModelLoadError(
+                    f"--model {config.model} on a Ray node is not the file the driver checked (sha256 "
+                    "differs); give every node the same model file"
+                )
+        module = loaded.module.to(device).eval()
+        dataset = dataset if dataset is not None else load_data(config.data, config.split)
+        return ChunkWorker(config, module, dataset, device, reused=reused)
+
+
+def certify_chunks(
+    config, chunks: list[list[int]], optimised: dict, *, model=None, dataset=None, reused=None
+) -> Iterator[tuple[list[int], list, list]]:
+    """Yield (chunk, new optimisation rows, records) for each chunk as Ray workers finish it.
+
+    ``optimised`` holds the stored optimisation results (RunStore.optimised()); only the missing
+    ones are optimised. ``model`` (a LoadedModel) and ``dataset`` given as objects travel through the
+    object store; otherwise each worker loads them by name. ``reused`` (the driver's --reuse results)
+    travels too, so workers never need the reused run directory. Needs a cluster (see ray_cluster).
+    """
+    ray = import_ray()
+    gpus = config.device != "cpu" and cluster_has_gpus(ray)
+    items = ((chunk, {i: optimised[i] for i in chunk if i in optimised}) for chunk in chunks)
+    results = map_on_workers(
+        _CertifyWorkerFactory(),
+        (config, gpus, model, dataset, reused),
+        "run",
+        items,
+        workers=max(1, config.workers),
+        gpus=gpus,
+    )
+    for (chunk, _), (new_optimised, records) in results:
+        yield chunk, new_optimised, records

@@ -1,0 +1,104 @@
+"""Reuse another run's work: its optimised sigma / theta, and its isotropic certificates' counts.
+
+Both are exact reuse, not approximations. The optimisation of input i depends only on (model, data,
+noise, start sigma, seed, optimiser settings, i), so a run with the same settings would compute the
+same sigma_x / theta_x. An isotropic run's counts are the draws of the ESTIMATE stream of (seed, i)
+at sigma_x, which are the draws the ANCER fallback's isotropic certificate would make: only its
+bound changes (alpha/2). Any setting that would change the result is refused by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import CertifyConfig
+from .errors import InputError
+from .store import Record, RunStore
+
+__all__ = ["Reused", "load_reused"]
+
+# What decides the optimisation results (sigma_x first, then theta_x for ancer).
+_SIGMA_FIELDS = ("data", "split", "noise", "sigma", "seed", "outputs", "iso_method", "iso_iterations")
+_SIGMA_FIELDS += ("iso_lr", "iso_samples")
+_THETA_FIELDS = ("ancer_iterations", "ancer_lr", "ancer_samples", "kappa")
+# What decides an isotropic certificate's counts (given sigma_x).
+_COUNT_FIELDS = ("n0", "n")
+
+
+@dataclass
+class Reused:
+    """What a run takes from another: optimisation rows (RunStore.optimised() layout, theta may be None
+    when only sigma is reusable) and isotropic records whose counts can serve as the fallback."""
+
+    source: Path | None = None
+    optimised: dict = field(default_factory=dict)
+    iso_records: dict[int, Record] = field(default_factory=dict)
+
+    def rows_for(self, indices, have: dict, need_theta: bool) -> list[tuple]:
+        """Complete optimisation rows for inputs we do not have yet (ready for RunStore.add_optimised)."""
+        out = []
+        for i in indices:
+            row = self.optimised.get(i)
+            if i in have or row is None or (need_theta and row[1] is None):
+                continue
+            out.append((i, row[0], row[1] if need_theta else None, row[2], row[3] if need_theta else 0.0))
+        return out
+
+    def partial(self, indices, have: dict) -> dict:
+        """sigma-only rows (theta still to optimise) for inputs we do not have yet."""
+        return {i: (r[0], None, r[2], 0.0) for i in indices if i not in have and (r := self.optimised.get(i))}
+
+
+def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
+    """Read config.reuse (a run directory) and keep what this run may take from it; refuse a mismatch."""
+    if not config.reuse:
+        return Reused()
+    source = RunStore.read(config.reuse)
+    try:
+        other, have_model = source.config, source.meta().get("model_sha256", "")
+        optimised = source.optimised()
+        records = {r.idx: r for r in source.records()} if other.method == "isotropic" else {}
+    finally:
+        source.close()
+    if config.method == "fixed":
+        raise InputError("--reuse takes optimisation results; use it with --method isotropic or ancer")
+    if other.method == "fixed" or not optimised:
+        raise InputError(
+            f"--reuse {config.reuse} holds no optimised sigma (method {other.method}); give an isotropic or ancer run"
+        )
+    if model_sha256 and have_model and model_sha256 != have_model:
+        raise InputError(
+            f"--reuse {config.reuse} was made with another model (sha256 {have_model[:12]}...); give a run of this --model"
+        )
+    _require_same(config, other, _SIGMA_FIELDS)
+    if config.method == "ancer" and other.method == "ancer":
+        _require_same(config, other, _THETA_FIELDS)
+    if config.method == "isotropic":
+        optimised = {i: (s, None, a, 0.0) for i, (s, _, a, _) in optimised.items()}
+    iso_ok = (
+        config.method == "ancer"
+        and config.fallback
+        and all(getattr(config, f) == getattr(other, f) for f in _COUNT_FIELDS)
+    )
+    return Reused(Path(config.reuse), optimised, _full_counts(records, config.n) if iso_ok else {})
+
+
+def _require_same(config: CertifyConfig, other: CertifyConfig, names) -> None:
+    diff = [
+        f"{n} ({getattr(other, n)!r} there, {getattr(config, n)!r} here)"
+        for n in names
+        if getattr(config, n) != getattr(other, n)
+    ]
+    if diff:
+        raise InputError(
+            f"--reuse {config.reuse} was optimised with other settings: {', '.join(diff)}; match them or drop --reuse"
+        )
+
+
+def _full_counts(records: dict[int, Record], n: int) -> dict[int, Record]:
+    """Records whose counts stand for the full n draws: all n drawn, or an early-stopped abstention
+    (abstaining at alpha, it abstains at alpha/2 too whatever the undrawn draws were)."""
+    return {i: r for i, r in records.items() if int(np.sum(r.counts)) == n or r.predict < 0}
