@@ -22,12 +22,15 @@ __all__ = [
 ]
 
 
-def check_int(name: str, value, *, min_value: int = 1, hint: str = "") -> int:
-    """An integer >= min_value (bools and floats are refused: n=1e5 must be written 100000)."""
+def check_int(name: str, value, *, min_value: int = 1, max_value: int | None = None, hint: str = "") -> int:
+    """An integer >= min_value (and <= max_value when given); bools and floats are refused: n=1e5 must
+    be written 100000."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise InvalidParameterError(f"{name}={value!r} must be an integer >= {min_value}{hint}")
     if value < min_value:
         raise InvalidParameterError(f"{name}={value} must be an integer >= {min_value}{hint}")
+    if max_value is not None and value > max_value:
+        raise InvalidParameterError(f"{name}={value} must be an integer <= {max_value}{hint}")
     return int(value)
 
 

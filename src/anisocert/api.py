@@ -209,6 +209,8 @@ class ChunkWorker:
                 samples=c.iso_samples,
                 method=c.iso_method,
                 idx=[idx[k] for k in need],
+                certify_n=c.n,
+                certify_alpha=c.effective_alpha,
                 **common,
             ).sigma
             sigma[need] = found.detach().double().cpu().numpy()
@@ -412,11 +414,23 @@ class _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(
-            TextColumn("certify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False
+            TextColumn("certify"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            transient=False,
+            speed_estimate_period=3600,  # rate and ETA over the last hour: chunks may take minutes
         )
         self._bar.start()
-        task = self._bar.add_task("certify", total=self.total, completed=self.completed)
-        return lambda k: self._bar.advance(task, k)
+        task = self._bar.add_task("certify", total=self.total, completed=self.completed, rate="")
+
+        def advance(k: int) -> None:
+            self._bar.advance(task, k)
+            speed = self._bar.tasks[0].speed  # inputs per second; None before two chunks
+            self._bar.update(task, rate="" if speed is None else f"{60 * speed:.3g} inputs/min")
+
+        return advance
 
     def __exit__(self, *exc):
         if self.enabled:

@@ -14,6 +14,8 @@ from .noise import get_noise
 __all__ = ["CertifyConfig", "METHODS", "RESULT_FIELDS"]
 
 METHODS = ("fixed", "isotropic", "ancer")
+MAX_BATCH_SIZE = 2**31 - 1  # noisy samples per forward pass: torch sizes beyond this are a typo
+MAX_WORKERS = 1_000_000  # Ray workers: more is a typo (Ray itself refuses above 1e14 CPUs, with a traceback)
 
 # Fields that do not change any record: a resume may change them freely.
 _EXECUTION_ONLY = {
@@ -82,9 +84,9 @@ class CertifyConfig:
             raise UnknownNameError(f"on_inside={self.on_inside!r} is unknown; choose 'abstain' or 'adopt'")
         if self.outputs not in ("logits", "probabilities"):
             raise UnknownNameError(f"outputs={self.outputs!r} is unknown; choose 'logits' or 'probabilities'")
-        if self.iso_method not in ("gradient", "search"):
+        if self.iso_method not in ("gradient", "search", "votes"):
             raise UnknownNameError(
-                f"iso_method={self.iso_method!r} is unknown; choose 'gradient' or 'search'"
+                f"iso_method={self.iso_method!r} is unknown; choose 'gradient', 'search' or 'votes'"
             )
         _checks.check_real("sigma", self.sigma, hint="; e.g. 0.25")
         _checks.check_budget(self.n0, self.n, self.effective_alpha)
@@ -103,6 +105,8 @@ class CertifyConfig:
             "workers",
         ):
             _checks.check_int(name.replace("_", "-"), getattr(self, name))
+        _checks.check_int("batch-size", self.batch_size, max_value=MAX_BATCH_SIZE)
+        _checks.check_int("workers", self.workers, max_value=MAX_WORKERS)
         for name in ("iso_lr", "ancer_lr"):
             _checks.check_real(name.replace("_", "-"), getattr(self, name))
         if not (0 <= self.kappa < math.inf):

@@ -9,6 +9,7 @@ optional extra: ``pip install 'anisocert[ray]'``.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
@@ -50,9 +51,10 @@ def ray_cluster(workers: int, address: str | None = None):
         kw = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
         try:
             if address:
+                _check_reachable(address)
                 ray.init(address=address, **kw)
-            else:
-                ray.init(num_cpus=max(workers, _local_cpus()), **kw)
+            else:  # "local": a new cluster here, even when RAY_ADDRESS names another one
+                ray.init(address="local", num_cpus=max(workers, _local_cpus()), **kw)
         except ConnectionError as err:
             raise DistributedError(
                 f"cannot join the Ray cluster at --ray-address {address} ({_one_line(err)}); "
@@ -64,6 +66,17 @@ def ray_cluster(workers: int, address: str | None = None):
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT that nothing answers on fails in seconds (ray.init would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return  # "auto", ray://...: Ray's own checks are quick
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ConnectionError(f"nothing answers at {address}: {err.strerror or err}") from None
 
 
 class _Host:
@@ -106,9 +119,11 @@ def map_on_workers(
 ) -> Iterator[tuple[tuple, object]]:
     """Yield (args, worker.method(*args)) for each args in items, in the order they finish.
 
-    ``workers`` Ray actors each build ``factory(*factory_args)`` once. At most ``in_flight`` tasks per
-    actor are queued, so the driver never holds much more than it can commit. A worker process that
-    dies is restarted and its tasks retried. On Ctrl-C the results that already finished are still
+    ``workers`` Ray actors each build ``factory(*factory_args)`` once; a large argument is best
+    passed as ``ray.put(value)``: stored once for all actors, and kept alive by the caller's
+    reference for restarts. At most ``in_flight`` tasks per actor are queued, so the driver never
+    holds much more than it can commit. A worker process that dies is restarted and its tasks
+    retried. On Ctrl-C the results that already finished are still
     yielded before KeyboardInterrupt propagates, so the caller can commit them.
     """
     ray = import_ray()
@@ -117,18 +132,15 @@ def map_on_workers(
         num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS
     )
     marker = os.environ.get(CRASH_HOOK) or None
-    refs = [ray.put(a) if _is_large(a) else a for a in factory_args]
-    actors = [host.remote(factory, threads, marker, *refs) for _ in range(workers)]
+    actors = [host.remote(factory, threads, marker, *factory_args) for _ in range(workers)]
     todo = iter(items)
     running: dict = {}  # ObjectRef -> (actor number, args)
-    load = [0] * workers
 
     def submit(k: int) -> bool:
         args = next(todo, None)
         if args is None:
             return False
         running[actors[k].call.remote(method, *args)] = (k, args)
-        load[k] += 1
         return True
 
     try:
@@ -148,11 +160,15 @@ def map_on_workers(
                     yield running.pop(ref)[1], result
                 raise
             k, args = running.pop(ref)
-            load[k] -= 1
             result = _get(ray, ref)
             submit(k)
             yield args, result
-    finally:
+    finally:  # cancelled first, so that Ray does not announce retries of the tasks it drops
+        for ref in running:
+            try:
+                ray.cancel(ref)
+            except Exception:  # noqa: BLE001 - best effort: the actors are killed next anyway
+                pass
         for actor in actors:
             ray.kill(actor, no_restart=True)
 
@@ -165,15 +181,16 @@ def _get(ray, ref):
         if isinstance(err.cause, AnisocertError):
             raise err.cause from None
         raise
-    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError):
+    except (
+        ray.exceptions.RayActorError,
+        ray.exceptions.WorkerCrashedError,
+        ray.exceptions.ObjectLostError,
+    ) as err:
         raise DistributedError(
-            f"a Ray worker died {MAX_RESTARTS + 1} times in a row (out of memory? a lost node?); finished "
-            "inputs are stored: re-run the same command to resume, with fewer --workers if memory is short"
+            f"a Ray worker died {MAX_RESTARTS + 1} times in a row ({_one_line(err)[:200]}; out of memory? "
+            "a lost node?); finished inputs are stored: re-run the same command to resume, with fewer "
+            "--workers if memory is short"
         ) from None
-
-
-def _is_large(value) -> bool:
-    return value is not None and not isinstance(value, (str, int, float, bool))
 
 
 def _resources(ray, workers: int, gpus: bool) -> tuple[int, float, float]:
@@ -253,6 +270,9 @@ def certify_chunks(
     ray = import_ray()
     gpus = config.device != "cpu" and cluster_has_gpus(ray)
     items = ((chunk, {i: optimised[i] for i in chunk if i in optimised}) for chunk in chunks)
+    # A given model / data set goes through the object store once; by name, each worker loads it
+    # (then no argument lives in the object store, which Ray would warn about for restartable actors).
+    model, dataset = (None if v is None else ray.put(v) for v in (model, dataset))
     results = map_on_workers(
         _CertifyWorkerFactory(),
         (config, gpus, model, dataset, reused),

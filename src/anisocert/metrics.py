@@ -130,6 +130,9 @@ def resolve_grid(grid: str | Sequence[float] | np.ndarray) -> np.ndarray:
     return values
 
 
+MAX_GRID = 100_000  # radii in a 'start:stop:step' grid: more is a typo, not a table
+
+
 def _parse_grid(text: str, grid: str) -> np.ndarray:
     """'start:stop:step' (stop included) or 'a,b,c' to an array; InvalidParameterError otherwise."""
     match = _RANGE.match(text)
@@ -137,9 +140,11 @@ def _parse_grid(text: str, grid: str) -> np.ndarray:
         if not match:
             return np.array([float(v) for v in text.split(",")])
         start, stop, step = (float(v) for v in match.groups())
-        if not step > 0 or not stop >= start:
+        if not (np.isfinite([start, stop, step]).all() and step > 0 and stop >= start):
             raise ValueError
         count = int(np.floor((stop - start) / step + 1e-9)) + 1
+        if count > MAX_GRID:
+            raise ValueError
         return start + np.arange(count) * step
     except ValueError:
         raise InvalidParameterError(

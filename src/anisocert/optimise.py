@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import _checks
+from .bounds import pA_lower_ceiling
 from .errors import InputError, InvalidParameterError, UnknownNameError
 from .noise import get_noise
 from .sampling import Phase, unit_noise
@@ -33,7 +34,7 @@ __all__ = ["OUTPUTS", "SIGMA_METHODS", "OptimiseResult", "frozen", "optimise_sig
 __all__ += ["surrogate_gap"]
 
 OUTPUTS = ("logits", "probabilities")
-SIGMA_METHODS = ("gradient", "search")
+SIGMA_METHODS = ("gradient", "search", "votes")
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: golden-section shrink factor
 
 
@@ -112,6 +113,20 @@ class _Surrogate:
             psi = p.new_zeros(scale.shape[0] * scale.shape[1], p.shape[1]) if psi is None else psi
             psi = psi.index_add(0, rows, p)  # out of place: differentiable
         return (psi / u.shape[1]).view(scale.shape[0], scale.shape[1], -1)
+
+    @torch.no_grad()
+    def mean_votes(self, x, scale, u):
+        """(B, K, C): the fraction of the m draws at x + scale * u that the model assigns to each class.
+
+        Hard votes, as certification counts them (not differentiable; used by the votes search).
+        """
+        votes = None
+        for rows, noisy in self.chunks(x, scale, u):
+            out = self.model(noisy)
+            hits = torch.nn.functional.one_hot(out.argmax(dim=1), out.shape[1]).to(torch.float32)
+            votes = hits.new_zeros(scale.shape[0] * scale.shape[1], out.shape[1]) if votes is None else votes
+            votes.index_add_(0, rows, hits)
+        return (votes / u.shape[1]).view(scale.shape[0], scale.shape[1], -1)
 
     def gap(self, psi):
         top = psi.topk(2, dim=-1).values
@@ -215,6 +230,8 @@ def optimise_sigma(
     sigma_max: float | None = None,
     grid_points: int = 8,
     refine_steps: int = 6,
+    certify_n: int = 100_000,
+    certify_alpha: float = 0.001,
 ) -> OptimiseResult:
     """Data-dependent isotropic sigma_x per input (DDRS): maximise c * sigma * gap_hat(sigma).
 
@@ -244,7 +261,13 @@ def optimise_sigma(
         trade the prediction for radius); the best sigma evaluated is returned. Cost per input:
         (grid_points + 3 + refine_steps) * samples forward passes and no backward pass (17,000
         at the defaults, against 90,000 forward and 90,000 backward passes for the gradient).
+        "votes": the same search on the quantity certification reports instead of the soft surrogate:
+        c * sigma * gap(p) with p the fraction of hard votes for the top class at sigma0 (softmax
+        confidence under noise is often far below the vote frequency, which drags the surrogate's
+        optimum to small sigma), capped at the largest pA_lower that (certify_n, certify_alpha) can
+        certify (beyond it a larger p buys no radius); candidates with p <= 1/2 would abstain.
     batch_size : most noisy inputs per model call.
+    certify_n, certify_alpha : the certification budget the votes search aims at (its cap on p).
     sigma_min, sigma_max : the allowed range. sigma_min defaults to sigma0 / 10 (it keeps sigma
         positive, which the public code does not); sigma_max to 10 * sigma0 for the search and to
         no bound for the gradient (public behaviour).
@@ -259,13 +282,17 @@ def optimise_sigma(
     if method not in SIGMA_METHODS:
         raise UnknownNameError(f"method={method!r} is unknown; choose one of {list(SIGMA_METHODS)}")
     samples = (100 if method == "gradient" else 1000) if samples is None else samples
+    cap = None
+    if method == "votes":
+        certify_n, certify_alpha = _checks.check_budget(1, certify_n, certify_alpha)[1:]
+        cap = pA_lower_ceiling(certify_n, certify_alpha)
     samples = _checks.check_int("samples", samples, hint="; the usual value is 100 (1000 for the search)")
     sigma_min = sigma0 / 10 if sigma_min is None else _checks.check_real("sigma_min", sigma_min)
     if sigma_max is None:
-        sigma_max = 10 * sigma0 if method == "search" else math.inf
+        sigma_max = math.inf if method == "gradient" else 10 * sigma0
     elif isinstance(sigma_max, bool) or not isinstance(sigma_max, (int, float)) or sigma_max <= sigma_min:
         raise InvalidParameterError(f"sigma_max={sigma_max!r} must be a number > sigma_min={sigma_min}")
-    if method == "search" and not math.isfinite(sigma_max):
+    if method != "gradient" and not math.isfinite(sigma_max):
         raise InvalidParameterError(f"sigma_max={sigma_max} must be finite for the search; e.g. 10 * sigma0")
     surrogate = _Surrogate(
         model, noise, x, samples=samples, seed=seed, phase=Phase.SIGMA, outputs=outputs, batch_size=batch_size
@@ -279,7 +306,9 @@ def optimise_sigma(
         else:
             grid_points = _checks.check_int("grid_points", grid_points, min_value=2, hint="; e.g. 8")
             refine_steps = _checks.check_int("refine_steps", refine_steps, min_value=0, hint="; e.g. 6")
-            sigma = _sigma_search(surrogate, x, idx, sigma0, sigma_min, sigma_max, grid_points, refine_steps)
+            sigma = _sigma_search(
+                surrogate, x, idx, sigma0, sigma_min, sigma_max, grid_points, refine_steps, cap
+            )
             steps = grid_points + 3 + refine_steps
             passes = (steps * samples, 0)
     return _result(x, sigma=sigma, steps=steps, passes=passes, start=start)
@@ -297,8 +326,11 @@ def _sigma_gradient(surrogate, x, idx, sigma0, iterations, lr, sigma_min, sigma_
 
 
 @torch.no_grad()
-def _sigma_search(surrogate, x, idx, sigma0, sigma_min, sigma_max, grid_points, refine_steps):
-    """Log-spaced grid, then golden-section search in log sigma; the same draws for all candidates."""
+def _sigma_search(surrogate, x, idx, sigma0, sigma_min, sigma_max, grid_points, refine_steps, cap=None):
+    """Log-spaced grid, then golden-section search in log sigma; the same draws for all candidates.
+
+    cap None: the soft surrogate radius; else the hard-vote radius with p capped at cap.
+    """
     objective, ones, found = _iso_objective(surrogate), (1,) * (x.ndim - 1), []
     group = max(1, surrogate.batch_size // surrogate.samples)
     grid = torch.linspace(math.log(sigma_min), math.log(sigma_max), grid_points, device=x.device)
@@ -310,9 +342,17 @@ def _sigma_search(surrogate, x, idx, sigma0, sigma_min, sigma_max, grid_points, 
         def radius(log_sigma, xs=xs, u=u):  # (G, K) candidates -> surrogate radius (G, K)
             nonlocal cls
             s = log_sigma.exp().reshape(*log_sigma.shape, *ones)
-            psi = surrogate.mean_probs(xs, s, u)
+            psi = (surrogate.mean_probs if cap is None else surrogate.mean_votes)(xs, s, u)
             cls = psi[:, 0].argmax(dim=1, keepdim=True) if cls is None else cls
-            value = objective(psi.flatten(0, 1), s.flatten(0, 1)).view(log_sigma.shape)
+            if cap is None:
+                value = objective(psi.flatten(0, 1), s.flatten(0, 1)).view(log_sigma.shape)
+            else:
+                value = _vote_radius(
+                    surrogate.noise,
+                    psi.gather(2, cls[:, :, None].expand(-1, psi.shape[1], 1))[..., 0],
+                    log_sigma.exp(),
+                    cap,
+                )
             return value.where(psi.argmax(dim=2) == cls, -math.inf)
 
         start = grid.expand(xs.shape[0], -1)
@@ -342,6 +382,14 @@ def _sigma_search(surrogate, x, idx, sigma0, sigma_min, sigma_max, grid_points, 
             best, best_value = point.where(better, best), value.where(better, best_value)
         found.append(best.exp())
     return torch.cat(found)
+
+
+def _vote_radius(noise, p, sigma, cap):
+    """c * sigma * gap(min(p, cap)): the isotropic radius certification would report at vote share p;
+    -inf where p <= 1/2 (certification would abstain). c = 1 here: only the argmax over sigma matters."""
+    p = p.clamp(max=cap)
+    gap = torch.as_tensor(noise.gap(p.double().cpu().numpy()), device=p.device, dtype=sigma.dtype)
+    return (sigma * gap).where(p > 0.5, -math.inf)
 
 
 def optimise_theta(

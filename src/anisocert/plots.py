@@ -18,6 +18,7 @@ from .metrics import certified_accuracy, fine_grid
 
 __all__ = [
     "COLUMN_FIGSIZE",
+    "check_out_dir",
     "plot_certified_accuracy",
     "plot_runtime",
     "runtime_quartiles",
@@ -37,6 +38,18 @@ _STYLE = {
     "lines.linewidth": 1.2,
     "pdf.fonttype": 42,  # embed TrueType: editable text, accepted by publishers
 }
+
+
+def check_out_dir(out, option: str = "--out") -> Path:
+    """The folder to write figures and tables into; refused at once (before any work) when it, or a
+    folder above it, is a file. The folder itself is created only when something is written."""
+    out = Path(out)
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise InvalidParameterError(f"{option} {out}: {path} is a file; give a folder")
+            break
+    return out
 
 
 def _norm_of(results) -> str | None:
@@ -100,7 +113,7 @@ def plot_certified_accuracy(
         ax.set_xlim(0.0, radii[-1])
         ax.set_ylim(0.0, 1.0)
         ax.set_xlabel(f"proxy radius {unit}" if proxy else f"radius {unit}")
-        ax.set_ylabel("certified accuracy")
+        ax.set_ylabel("certified accuracy (fraction of inputs)")
         ax.set_title("Certified accuracy vs proxy radius" if proxy else "Certified accuracy vs radius")
         ax.grid(True, linewidth=0.3, alpha=0.5)
         ax.legend(loc="upper right", frameon=False)

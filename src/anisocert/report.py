@@ -149,6 +149,11 @@ def read_tsv(path: str | os.PathLike, *, name: str | None = None) -> Results:
         raise DataLoadError(
             f"cannot read {path}: {exc.strerror}; pass a certify TSV or a run directory"
         ) from None
+    return _parse_tsv(lines, path, name=name)
+
+
+def _parse_tsv(lines: list[str], path: Path, *, name: str | None = None) -> Results:
+    """read_tsv's parsing of the lines of a TSV; path names it in errors and in Results.source."""
     if not lines or not lines[0].strip():
         raise DataLoadError(
             f"{path} is empty; expected a header line 'idx label predict radius correct time'"
@@ -204,13 +209,20 @@ def write_tsv(results: Results, path: str | os.PathLike) -> Path:
 
 
 def load_results(path: str | os.PathLike, *, name: str | None = None) -> Results:
-    """A run from a TSV file or a run directory (RUN_DIR/certify.tsv, and RUN_DIR/run.json as meta).
+    """A run from a TSV file or a run directory.
 
-    The name is, in order: ``name``, meta["label"] from run.json, the file or directory name.
+    A run directory is read from its store (RUN_DIR/run.sqlite, opened read-only by RunStore.read): the
+    certify.tsv and run.json it would export, so stale or edited files change nothing. A folder
+    without a store is read from RUN_DIR/certify.tsv, with RUN_DIR/run.json as meta when present.
+    The name is, in order: ``name``, meta["label"], the file or directory name.
     """
     path = Path(path)
     if not path.is_dir():
         return read_tsv(path, name=name)
+    if (path / "run.sqlite").exists():  # the store is the truth: the exported files may be stale or edited
+        results = _from_store(path)
+        results.name = name or str(results.meta.get("label") or path.name)
+        return results
     tsv = path / "certify.tsv"
     if not tsv.is_file():
         raise RunStoreError(f"run directory {path} has no certify.tsv; certify first or pass the TSV itself")
@@ -226,6 +238,22 @@ def load_results(path: str | os.PathLike, *, name: str | None = None) -> Results
         results.meta = {**results.meta, **meta}
     results.name = name or str(results.meta.get("label") or path.name)
     results.source = str(path)
+    return results
+
+
+def _from_store(run_dir: Path) -> Results:
+    """The certify.tsv view and run.json meta of a run, computed from its store opened read-only."""
+    from .store import RunStore
+
+    store = RunStore.read(run_dir)
+    try:
+        views = store.views()
+    finally:
+        store.close()
+    header, lines = views["certify.tsv"]
+    results = _parse_tsv([header, *lines], run_dir / "run.sqlite")
+    results.meta = {**results.meta, **json.loads(views["run.json"][0])}
+    results.source = str(run_dir)
     return results
 
 
@@ -452,8 +480,10 @@ def write_report(
         raise InvalidParameterError(
             f"formats={tuple(formats)!r} has unknown {sorted(unknown)}; use 'md' and/or 'tex'"
         )
+    from .plots import check_out_dir
+
     grid = resolve_grid(grid)
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = [("Certified accuracy (radius)", summary_table(results, grid))]
     proxy = any(_differs(run) for run in results)

@@ -105,7 +105,7 @@ def count_predictions(
     early = _EarlyStop(target, stop_misses, B) if stop_misses is not None else None
     if early is not None:
         work = [w for w in work if not early.stopped[w[0]]]
-    cap = max(batch_size, BLOCK)
+    cap = max(min(batch_size, sum(w[2] for w in work)), BLOCK)  # no larger than the draws left
     buffer = torch.empty((cap, *dims), device=x.device, dtype=x.dtype)
     rows = torch.empty(cap, dtype=torch.int64, device=x.device)
     generator = torch.Generator(device=x.device)

@@ -348,6 +348,11 @@ class RunStore:
             raise _write_error(self.run_dir, "the views (certify.tsv, run.json)", err) from None
 
     def _export(self) -> list[Path]:
+        return [_write_lines(self.run_dir / name, *text) for name, text in self.views().items()]
+
+    def views(self) -> dict[str, tuple[str, list[str]]]:
+        """{file name: (header, lines)} of certify.tsv, certify_nomemory.tsv (memory on) and run.json,
+        computed from the stored records (report reads a run directory through these, never the files)."""
         records = {r.idx: r for r in self.records()}
         memory = {m.idx: m for m in self.memory_records()}
         extra = ("pA_lower", "gap", "method", "fallback", "opt_time", "memory_status")
@@ -382,16 +387,13 @@ class RunStore:
             )
             return "\t".join(map(str, values))
 
-        paths = []
         use_memory = self.config.uses_memory
         final = [row(r, memory.get(i)) for i, r in records.items() if not use_memory or i in memory]
-        paths.append(_write_lines(self.run_dir / "certify.tsv", header, final))
+        views = {"certify.tsv": (header, final)}
         if use_memory:
-            raw = [row(r, None) for r in records.values()]
-            paths.append(_write_lines(self.run_dir / "certify_nomemory.tsv", header, raw))
-        summary = json.dumps(self.summary(), indent=2, sort_keys=True)
-        paths.append(_write_lines(self.run_dir / "run.json", summary, []))
-        return paths
+            views["certify_nomemory.tsv"] = (header, [row(r, None) for r in records.values()])
+        views["run.json"] = (json.dumps(self.summary(), indent=2, sort_keys=True), [])
+        return views
 
     def summary(self) -> dict:
         """Run metadata and counts, for reports (written to run.json)."""

@@ -179,6 +179,16 @@ def _check_shape(fraction, margin) -> None:
     _checks.check_real("margin", margin, hint="; e.g. 2 (twice the isotropic radius)")
 
 
+def _check_check(n, seed, device) -> None:
+    """The options of the check at x + d, validated before any work (even when no input needs it)."""
+    if n is not None:
+        _checks.check_int("n", n, hint="; e.g. 2000")
+    if seed is not None:
+        _checks.check_int("seed", seed, min_value=0)
+    if device:
+        _checks.check_device(device)
+
+
 def _iso_radii(iso_run, config) -> dict[int, float]:
     """{idx: reported radius} of an isotropic run on the same data and noise ({} without one)."""
     if iso_run is None:
@@ -323,6 +333,7 @@ def perturb_input(
     the isotropic radius, ModelLoadError when the run names a model that would run code.
     """
     _check_shape(fraction, margin)
+    _check_check(n, seed, device)
     config, dataset, certs = read_certificates(run_dir, [idx])
     cert = certs[int(idx)]
     iso_radius = max(cert.radius, _iso_radii(iso_run, config).get(cert.idx, 0.0))
@@ -343,11 +354,15 @@ def visualize_run(
     get the theta map only, and `log` says why. The model is resolved (load_run_model) before anything
     is drawn, and only when some input needs the check. Returns the paths written.
     """
+    from .plots import check_out_dir
+
     log, fraction = log or (lambda text: None), 0.99
     _check_shape(fraction, margin)
     indices = list(dict.fromkeys(_checks.check_int("idx", i, min_value=0) for i in indices))
     if not indices:
         raise InvalidParameterError("no inputs given; pass --idx I (several times for several inputs)")
+    _check_check(n, seed, device)
+    out = check_out_dir(out)
     config, dataset, certs = read_certificates(run_dir, indices)
     iso_radii = _iso_radii(iso_run, config)
     if any(certs[i].no_perturbation_reason() is None for i in indices):

@@ -22,6 +22,7 @@ import torch
 
 from . import _checks
 from ._visualize_figures import plot_toy, region_boundary, toy_figsize, toy_figure
+from .plots import check_out_dir
 from .errors import UnknownNameError
 from .noise import get_noise
 from .regions import Region
@@ -293,7 +294,7 @@ def visualize_toy(
             f"data={unknown or list(data)} is not a 2-D toy set; choose from {list(TOY_DATA)}"
         )
     noises = [get_noise(noise).name for noise in noises]
-    out = Path(out)
+    out = check_out_dir(out)
     written: list[Path] = []
     for name in data:
         t0 = time.perf_counter()

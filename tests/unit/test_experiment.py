@@ -214,6 +214,16 @@ def test_shrunk_cifar10_l2_runs_end_to_end_and_resumes(tmp_path):
         arch="cifar_resnet20",
         num_classes=10,
     )
+    # the first run goes through the command line, as a user types it
+    app = typer.Typer(add_completion=False)
+    app.command()(experiment)
+    args = ["cifar10-l2", "--data-root", str(root), "--out", str(out), "--sigmas", "0.25", "--no-progress"]
+    args += ["--pretrained", f"gaussian-0.25={imported}"]
+    for key, value in SHRINK.items():
+        args += ["--set", f"{key}={value}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "[1/13] import gaussian-0.25" in result.output and "[13/13] report" in result.output
     kwargs = dict(
         data_root=root,
         sigmas=[0.25],
@@ -222,9 +232,6 @@ def test_shrunk_cifar10_l2_runs_end_to_end_and_resumes(tmp_path):
         progress=False,
     )
     lines: list[str] = []
-    summary = run_experiment("cifar10-l2", out, log=lines.append, **kwargs)
-    assert summary.skipped == [] and len(summary.ran) == 1 + 2 + 9 + 1
-    assert [s.kind for s in summary.steps[:1]] == ["import"]
     for name in ("smoothadv-0.25", "macer-0.25"):
         assert (out / "models" / f"{name}.safetensors").is_file() and (
             out / "models" / f"{name}.json"

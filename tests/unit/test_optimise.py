@@ -107,7 +107,7 @@ def test_frozen_restores_flags_after_an_error():
     assert [p.requires_grad for p in model.parameters()] == [True, True, True, False]
 
 
-@pytest.mark.parametrize("method", ["gradient", "search"])
+@pytest.mark.parametrize("method", ["gradient", "search", "votes"])
 def test_sigma_does_not_depend_on_the_batch(method):
     model, x = Recorder(), torch.randn(3, 4)
     common = dict(iterations=20, samples=30, seed=7, method=method)
@@ -164,6 +164,22 @@ def test_probabilities_give_the_same_sigma_as_logits():
     a = optimise_sigma(LINEAR, "gaussian", x, 0.1, iterations=20, samples=20).sigma
     b = optimise_sigma(probs, "gaussian", x, 0.1, iterations=20, samples=20, outputs="probabilities").sigma
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("n", [2_000, 100_000])
+def test_votes_search_reaches_the_linear_classifiers_exact_radius(n):
+    # Linear2: the vote share at sigma is Phi(dist / sigma), so the radius certification can report is
+    # sigma * Phi^-1(min(Phi(dist / sigma), cap)) = min(dist, sigma * Phi^-1(cap)): at most dist, reached
+    # from sigma = dist / Phi^-1(cap) on. The search must get there and not beyond its range.
+    x = torch.tensor([[0.3, 0.1], [0.4, 0.05], [0.6, 0.3]])
+    dist = ((x @ LINEAR.w + LINEAR.b).abs() / 5.0).numpy()
+    found = optimise_sigma(LINEAR, "gaussian", x, 0.05, method="votes", samples=2000, certify_n=n)
+    sigma = found.sigma.double().numpy()
+    cap_gap = norm.ppf(0.001 ** (1 / n))
+    radius = np.minimum(dist, sigma * cap_gap)
+    assert np.all(radius >= 0.97 * dist), (sigma, dist / cap_gap)
+    assert np.all(sigma <= 0.5 + 1e-6)  # sigma_max = 10 * sigma0
+    assert found.backward_passes.tolist() == [0, 0, 0]
 
 
 def test_search_keeps_the_class_predicted_at_sigma0():

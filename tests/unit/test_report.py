@@ -261,3 +261,28 @@ def test_results_requires_columns():
                 for k in ["idx", "label", "predict", "radius", "correct", "time"]
             },
         )
+
+
+def test_a_run_directory_is_read_from_its_store_not_its_exported_files(tmp_path):
+    """report reads run.sqlite (read-only): an edited certify.tsv or a deleted run.json changes nothing."""
+    from anisocert.config import CertifyConfig
+    from anisocert.store import Record, RunStore
+
+    config = CertifyConfig(model="builtin:digits-gaussian", n=100, label="stored run")
+    store = RunStore.open(tmp_path / "run", config, versions={"anisocert": "0.1.0"})
+    radii = [0.1, 0.2, 0.30000000000000004]
+    store.add_records(
+        [
+            Record(i, i, i, r, r, 1, 0.25, 0.5, 0.9, r / 0.25, (90, 10), 0.25, opt_time=0.0)
+            for i, r in enumerate(radii)
+        ]
+    )
+    store.export()
+    store.close()
+    before = (tmp_path / "run" / "run.sqlite").read_bytes()
+    (tmp_path / "run" / "certify.tsv").write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t0\t0\t9.0\t1\t1\n")
+    (tmp_path / "run" / "run.json").unlink()
+    results = load_results(tmp_path / "run")
+    assert results.name == "stored run" and results.meta["config"]["n"] == 100
+    assert results.radius.tolist() == radii and results.columns["idx"].tolist() == [0, 1, 2]
+    assert (tmp_path / "run" / "run.sqlite").read_bytes() == before

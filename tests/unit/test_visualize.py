@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 import struct
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -383,3 +384,46 @@ def test_runtime_table_values_and_chart(tmp_path):
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     with pytest.raises(InvalidParameterError):
         plot_runtime([], tmp_path / "none")
+
+
+# ------------------------------------------------------------------------------------------ every figure
+
+
+def _labelled(text: str) -> bool:
+    """A label with its unit in parentheses, e.g. 'time per input (s)' or 'column (px)'."""
+    return bool(text) and "(" in text and text.rstrip().endswith(")")
+
+
+def test_every_figure_has_a_title_axis_labels_with_units_and_a_legend(runs, tmp_path, monkeypatch):
+    """Theta map, perturbation, toy regions, certified accuracy and runtime: each figure saved has a title,
+    x and y labels with units, and a legend (a heat map's legend is its labelled colorbar)."""
+    from matplotlib.figure import Figure
+
+    from anisocert.plots import plot_certified_accuracy
+    from anisocert.visualize import visualize_run
+    from anisocert.visualize_toy import plot_toy
+
+    saved = {}
+    real_savefig = Figure.savefig
+
+    def recording(fig, path, *args, **kwargs):
+        saved.setdefault(Path(path).stem, fig)
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording)
+    visualize_run(runs["ancer"], [0], tmp_path, iso_run=runs["isotropic"], n=200)
+    plot_toy([_synthetic_panel("l2"), _synthetic_panel("l1")], tmp_path / "toy")
+    results = [load_results(runs[name]) for name in ("ancer", "isotropic", "fixed")]
+    plot_certified_accuracy(results, tmp_path / "accuracy")
+    plot_runtime(results, tmp_path / "runtime")
+    assert set(saved) == {"theta_0", "perturbation_0", "toy", "accuracy", "runtime"}
+    for name, fig in saved.items():
+        bars = [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+        data = [ax for ax in fig.axes if ax not in bars]
+        title = fig._suptitle.get_text() if fig._suptitle else ""
+        assert title or all(ax.get_title() for ax in data), f"{name}: no title"
+        assert all(_labelled(ax.get_xlabel()) for ax in data), f"{name}: an x label without a unit"
+        assert any(_labelled(ax.get_ylabel()) for ax in data), f"{name}: no y label with a unit"
+        legends = fig.legends + [ax.get_legend() for ax in data if ax.get_legend()]
+        colorbars = [ax.get_xlabel() or ax.get_ylabel() for ax in bars]
+        assert legends or (colorbars and all(colorbars)), f"{name}: no legend"

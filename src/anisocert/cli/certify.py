@@ -59,7 +59,11 @@ def certify(
     max_count: Annotated[int | None, Opt("--max", help="at most this many inputs")] = None,
     indices: Annotated[str | None, Opt(help="explicit indices, e.g. 0,5,10-19")] = None,
     iso_method: Annotated[
-        str, Opt(help="isotropic optimiser: gradient (public) | search (cheap)")
+        str,
+        Opt(
+            help="isotropic optimiser: gradient (public DDRS) | search (cheap, same surrogate) | votes (cheap, "
+            "searches the radius certification would report)"
+        ),
     ] = "gradient",
     iso_iterations: Annotated[int, Opt(help="isotropic optimisation steps")] = 900,
     iso_lr: Annotated[float, Opt(help="isotropic learning rate")] = 0.04,

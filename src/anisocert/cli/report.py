@@ -20,9 +20,14 @@ def report(
     plots: Annotated[bool, Opt(help="draw certified-accuracy curves (with --out)")] = True,
 ) -> None:
     """Certified accuracy at each radius of GRID and ACR per run; the same at proxy radius for ANCER runs."""
+    from ..metrics import resolve_grid
+    from ..plots import check_out_dir
     from ..report import load_all, summary_table, to_latex, to_markdown, write_report
 
     with user_errors():
+        if out is not None:
+            check_out_dir(out)
+        resolve_grid(grid)
         results = load_all(runs)
         table = summary_table(results, grid)
         typer.echo(to_markdown(table))

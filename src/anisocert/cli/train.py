@@ -70,7 +70,7 @@ def train(
     ] = 0,
     stability_weight: Annotated[float, Opt(help="weight of KL(p(x1) || p(x2)) (stability)")] = 6.0,
     amp: Annotated[
-        bool, Opt(help="mixed precision: float16 + loss scaling on CUDA, bfloat16 on the CPU")
+        bool, Opt(help="mixed precision on CUDA: float16 + loss scaling (refused on other devices)")
     ] = False,
     device: Annotated[str | None, Opt(help="cpu | cuda | cuda:1 (default: CUDA when present)")] = None,
     workers: Annotated[

@@ -58,7 +58,7 @@ class TrainConfig:
     # stability training (Yang et al., after Li et al.): CE(x1) + weight * KL(p(x1) || p(x2))
     stability_weight: float = 6.0
     # execution
-    amp: bool = False  # mixed precision: float16 + gradient scaling on CUDA, bfloat16 on the CPU
+    amp: bool = False  # mixed precision: float16 + gradient scaling, CUDA only (refused elsewhere)
     eval_batch_size: int = 500
     device: str | None = None
     workers: int | None = None  # data-loading processes for decoded/augmented image sets; None: min(8, cpus)

@@ -52,6 +52,18 @@ def paths(out) -> tuple[Path, Path, Path]:
     return weights, sidecar, weights.with_name(weights.name[: -len(".safetensors")] + ".state.pt")
 
 
+def _check_fits(model, dataset, device) -> None:
+    """One clean input through the model in eval mode (no state changes): --arch must fit --data."""
+    from ..api import check_model_fits
+    from ..errors import InputError
+
+    model.eval()
+    try:
+        check_model_fits(model, dataset, device)
+    except InputError as err:
+        raise InputError(str(err).replace("--model", "--arch")) from None
+
+
 def train_model(
     config: TrainConfig,
     out,
@@ -94,6 +106,7 @@ def train_model(
     train, test = load_data(config.data, "train"), load_data(config.data, "test")
     torch.manual_seed(config.seed)
     model = create_model(config.arch, num_classes=train.num_classes).to(device)
+    _check_fits(model, train, device)
     opt = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -102,8 +115,7 @@ def train_model(
         nesterov=config.nesterov,
     )
     sched = _scheduler(opt, config)
-    # float16 needs loss scaling against gradient underflow; bfloat16 has float32's exponent range
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp is not None)  # float16 needs loss scaling
     start = _resume(state_path, config, model, opt, sched, scaler, device)
     if start:
         log(f"resuming {weights.name} after epoch {start}/{config.epochs}")
@@ -227,20 +239,16 @@ def _scheduler(opt, config: TrainConfig):
 
 
 def amp_dtype(device) -> torch.dtype:
-    """The mixed-precision type for `device`: float16 on CUDA (with gradient scaling), bfloat16 on the CPU.
+    """The mixed-precision type for `device`: float16 (with gradient scaling), on CUDA only.
 
-    Raises InvalidParameterError where autocast cannot run (another device type, or a CPU build without
-    bfloat16 autocast), rather than silently training in float32."""
+    Raises InvalidParameterError on any other device (the CPU included), before any data is read, rather
+    than silently training in float32 or in a CPU half-precision type nobody asked for."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.float16
-    available = getattr(torch.amp.autocast_mode, "is_autocast_available", lambda kind: kind == "cpu")
-    if device.type == "cpu" and available("cpu"):
-        return torch.bfloat16
-    raise InvalidParameterError(
-        f"--amp needs a CUDA device (float16) or the CPU (bfloat16); {device} cannot run mixed precision: "
-        "drop --amp"
-    )
+    if device.type != "cuda":
+        raise InvalidParameterError(
+            f"--amp (mixed precision) runs on CUDA only and the device is {device}: drop --amp"
+        )
+    return torch.float16
 
 
 # -- resume -----------------------------------------------------------------------------------------

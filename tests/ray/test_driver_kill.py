@@ -1,0 +1,98 @@
+"""The driver of a 2-worker run killed with SIGKILL at a random point, then the same command again:
+the records of an uninterrupted run, none lost or duplicated."""
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("ray", reason="Ray is not installed (pip install 'anisocert[ray]')")
+
+from .conftest import ARGS, INPUTS, stored_counts, tsv_rows  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+
+def _start(out) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "anisocert", *ARGS, "--workers", "2", "--out", str(out)]
+    # a session of its own: the Ray processes the driver starts can be found and ended with it
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _stored(db) -> int:
+    try:
+        with sqlite3.connect(db, timeout=1) as conn:
+            return conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+def _end_session(proc: subprocess.Popen) -> None:
+    """SIGKILL what is left of the killed driver's Ray processes (its process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_sigkill_of_the_driver_then_resume(reference, tmp_path):
+    rng = random.Random()
+    seed = rng.randrange(2**32)
+    rng.seed(seed)
+    # after 2 or 4 of the 12 inputs are stored (2 rounds of 2 chunks remain at least), up to 0.3 s
+    # more: the driver is killed waiting, committing or running memory
+    after_rows, delay = rng.choice([2, 4]), rng.uniform(0.0, 0.3)
+    out = tmp_path / "killed"
+    proc = _start(out)
+    try:
+        deadline = time.time() + 240
+        while _stored(out / "run.sqlite") < after_rows and proc.poll() is None:
+            assert time.time() < deadline, "no records after 240 s"
+            time.sleep(0.02)
+        time.sleep(delay)
+        assert proc.poll() is None, f"the run ended before the kill (seed {seed}): make it longer"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        _end_session(proc)
+    done = stored_counts(out)["records"][0]
+    assert after_rows <= done < INPUTS, f"seed {seed}"
+
+    resumed = _start(out)
+    try:
+        _, err = resumed.communicate(timeout=300)
+    finally:
+        _end_session(resumed)
+    assert resumed.returncode == 0, err.decode()
+    assert tsv_rows(out) == tsv_rows(reference), f"seed {seed}"
+    assert tsv_rows(out, "certify_nomemory.tsv") == tsv_rows(reference, "certify_nomemory.tsv")
+    assert stored_counts(out) == {t: (INPUTS, INPUTS) for t in ("records", "memory", "optimised")}
+
+
+def test_sigint_stops_after_committing_finished_chunks(reference, tmp_path):
+    out = tmp_path / "interrupted"
+    proc = _start(out)
+    try:
+        deadline = time.time() + 240
+        while _stored(out / "run.sqlite") < 2 and proc.poll() is None:
+            assert time.time() < deadline, "no records after 240 s"
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before the interrupt: make it longer"
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = proc.communicate(timeout=120)
+    finally:
+        _end_session(proc)
+    assert proc.returncode == 130, err.decode()
+    assert "run the same command again to resume" in err.decode()
+    done = stored_counts(out)["records"][0]
+    assert 2 <= done < INPUTS
+    # what was stored is what the uninterrupted run has for those inputs
+    stored = tsv_rows(out, "certify_nomemory.tsv")
+    whole = {row[0]: row for row in tsv_rows(reference, "certify_nomemory.tsv")}
+    assert len(stored) == done + 1
+    assert all(whole[row[0]] == row for row in stored)

@@ -1,0 +1,87 @@
+"""The sound early stop of certification: the same certificates as drawing all n, fewer draws.
+
+An input stops drawing once it must abstain whatever its remaining draws say (or, with settle_radius,
+once its radius can no longer exceed the given one). The outcome must not depend on it, nor on the
+batch size.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from anisocert.bounds import pA_lower
+from anisocert.noise import get_noise
+from anisocert.smooth import ABSTAIN, Smoothed, settling_misses
+from tests.linear import Linear2
+
+W = torch.tensor([1.0, -2.0, 0.5, 1.5])
+
+
+def _inputs():
+    """Margins from clear cases to coin flips: some inputs certify, some abstain."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(12, 4, generator=g) * 0.3
+    x[:4] *= 0.02  # near the hyperplane: smoothed probability close to 1/2
+    return x
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "uniform"])
+def test_early_stop_gives_the_full_runs_certificates_with_fewer_draws(noise):
+    model, x = Linear2(W, 0.0), _inputs()
+    theta = torch.full((12, 4), 0.6)
+    smoothed = Smoothed(model, noise, batch_size=700)
+    common = dict(n0=50, n=4000, alpha=0.001, seed=5)
+    full = smoothed.certify(x, theta, early_stop=False, **common)
+    fast = smoothed.certify(x, theta, early_stop=True, **common)
+    np.testing.assert_array_equal(fast.prediction, full.prediction)
+    np.testing.assert_array_equal(fast.gap, full.gap)
+    np.testing.assert_array_equal(fast.radius, full.radius)
+    np.testing.assert_array_equal(fast.counts_select, full.counts_select)
+    certified = full.prediction != ABSTAIN
+    assert certified.any() and (~certified).any()  # both outcomes are exercised
+    # a certified input draws all n, identically; an abstaining coin flip stops early
+    np.testing.assert_array_equal(fast.counts[certified], full.counts[certified])
+    assert np.all(full.drawn == 4000)
+    coin_flips = ~certified & (np.abs(full.counts[:, 1] / 4000 - 0.5) < 0.05)
+    assert coin_flips.any() and np.all(fast.drawn[coin_flips] < 4000)
+    # the undrawn count as misses, so the reported lower bound never exceeds the full run's
+    assert np.all(fast.pA_lower <= full.pA_lower + 1e-15)
+
+
+def test_early_stopped_counts_do_not_depend_on_the_batch_size():
+    model, x = Linear2(W, 0.0), _inputs()
+    theta = torch.full((12, 4), 0.6)
+    runs = [
+        Smoothed(model, "gaussian", batch_size=b).certify(x, theta, n0=50, n=3000, alpha=0.001, seed=2)
+        for b in (97, 1000, 40000)
+    ]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other.counts, runs[0].counts)
+        np.testing.assert_array_equal(other.radius, runs[0].radius)
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "uniform"])
+@pytest.mark.parametrize("n", [200, 5000])
+def test_settling_misses_is_the_exact_threshold(noise, n):
+    family, alpha = get_noise(noise), 0.001
+    m = int(settling_misses(family, n, alpha, [1.0])[0])
+    assert pA_lower(n - m, n, alpha) < 0.5 <= pA_lower(n - m + 1, n, alpha)
+    # with a radius to beat: m misses make the radius at most it, m - 1 do not
+    beat = 0.8 * family.gap(pA_lower(n, n, alpha))
+    m = int(settling_misses(family, n, alpha, [1.0], settle_radius=[beat])[0])
+    radius = family.gap(np.maximum(pA_lower(np.array([n - m, n - m + 1]), n, alpha), 0.5))
+    assert radius[0] <= beat < radius[1]
+
+
+def test_settle_radius_stops_the_fallback_without_changing_the_comparison():
+    model, x = Linear2(W, 0.0), _inputs()
+    theta = torch.full((12, 4), 0.6)
+    smoothed = Smoothed(model, "gaussian", batch_size=1000)
+    common = dict(n0=50, n=4000, alpha=0.001, seed=1)
+    full = smoothed.certify(x, theta, early_stop=False, **common)
+    beat = np.full(12, float(np.median(full.radius[full.radius > 0])))
+    settled = smoothed.certify(x, theta, settle_radius=beat, **common)
+    # whatever was stopped, the question "does this radius exceed beat?" has the full run's answer
+    np.testing.assert_array_equal(settled.radius > beat, full.radius > beat)
+    np.testing.assert_array_equal(settled.radius[full.radius > beat], full.radius[full.radius > beat])
+    assert settled.drawn.sum() < full.drawn.sum()
