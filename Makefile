@@ -31,7 +31,9 @@ fmt: setup
 test: setup lint
 	$(BIN)/python -m pytest -q tests
 
+# make bench: the quick speed benchmark (issue 5) against the public code; writes docs/benchmarks.md.
 bench: setup
+	$(BIN)/python -m pip install -q --no-deps ancer-python ddsmoothing-python tqdm
 	$(BIN)/python benchmarks/run.py --quick
 
 clean:

@@ -196,29 +196,32 @@ def throughput(model, shape, batch_size: int, seconds: float = 1.5) -> float:
 
 def certification(bench: Bench, n: int, reps: int, rep: Report) -> dict:
     """Smoothed.certify (all inputs in one call) and ddsmoothing's Smooth.certify (one by one, as its
-    scripts do) against the limit N / throughput. The throughput is probed between repetitions and each
-    repetition's limit uses the probes around it, so that a change of load moves the limit with it."""
+    scripts do) against the limit N / throughput. The throughput is probed between timings and each
+    timing's limit uses the two probes around it, so that a change of load moves the limit with it."""
     x, B = bench.x, bench.x.shape[0]
     smoothed = Smoothed(bench.module, "gaussian", batch_size=bench.batch_size, device="cpu")
     kw = dict(n0=N0, alpha=ALPHA, idx=list(range(B)))
     public_kw = dict(n0=N0, alpha=ALPHA, batch_size=bench.batch_size, num_classes=10)
-    smoothed.certify(x, SIGMA, n=2 * bench.batch_size, **kw)  # warm-up: every batch shape once
-    public.certify(bench.module, x[:1], SIGMA, n=bench.batch_size, **public_kw)
+    runners = {
+        "ours": lambda n, seed: smoothed.certify(x, SIGMA, n=n, seed=seed, **kw),
+        "public": lambda n, seed: public.certify(bench.module, x, SIGMA, n=n, **public_kw),
+    }
+    for run in runners.values():
+        run(2 * bench.batch_size, 0)  # warm-up: every batch shape once
     ratio = {"ours": [], "public": [], "ours_draw": []}
     seconds, limits = {"ours": [], "public": []}, []
     probe = [throughput(bench.module, tuple(x.shape[1:]), bench.batch_size)]
     for seed in range(reps):
-        t_ours, _ = timed(smoothed.certify, x, SIGMA, n=n, seed=seed, **kw)
-        torch.manual_seed(seed)
-        t_pub, _ = timed(public.certify, bench.module, x, SIGMA, n=n, **public_kw)
-        probe.append(throughput(bench.module, tuple(x.shape[1:]), bench.batch_size))
-        rate = (probe[-2] + probe[-1]) / 2  # the load around this repetition
-        limit = n / rate
-        limits.append(limit)
-        for name, t in (("ours", t_ours / B), ("public", t_pub / B)):
+        for name, run in runners.items():
+            torch.manual_seed(seed)
+            t = timed(run, n, seed)[0] / B
+            probe.append(throughput(bench.module, tuple(x.shape[1:]), bench.batch_size))
+            rate = (probe[-2] + probe[-1]) / 2  # the load around this timing
             seconds[name].append(t)
-            ratio[name].append(t / limit)
-        ratio["ours_draw"].append(t_ours / B / ((n + N0) / rate))  # per-draw overhead (n0 included)
+            ratio[name].append(t / (n / rate))
+            if name == "ours":
+                limits.append(n / rate)
+                ratio["ours_draw"].append(t / ((n + N0) / rate))  # per-draw overhead (n0 included)
     projected = med(ratio["ours_draw"]) * (N_TARGET + N0) / N_TARGET
     rows = [
         ["anisocert `Smoothed.certify`", spread(seconds["ours"]), spread(ratio["ours"], "x")],
@@ -227,9 +230,10 @@ def certification(bench: Bench, n: int, reps: int, rep: Report) -> dict:
     rep.add(
         f"### Certification, {bench.name}: N = {n:,}, n0 = {N0}, {B} input(s), batch {bench.batch_size}, "
         f"{reps} repetition(s)\n\n"
-        f"Limit N / throughput: {spread(limits)} per input (throughput probed between repetitions). "
-        f"anisocert's time over (n0 + N) / throughput, its per-draw overhead: {spread(ratio['ours_draw'], 'x')}; so at N = {N_TARGET:,} "
-        f"(n0 = {N0 / N_TARGET:.1%} of the draws) its ratio to the limit would be {projected:.3f}x.\n\n"
+        f"Limit N / throughput: {spread(limits)} per input (throughput probed between timings). "
+        "anisocert's time over (n0 + N) / throughput, its per-draw overhead: "
+        f"{spread(ratio['ours_draw'], 'x')}; so at N = {N_TARGET:,} (n0 = {N0 / N_TARGET:.1%} of the draws) "
+        f"its ratio to the limit would be {projected:.3f}x.\n\n"
         + table(["code", "s per input", "ratio to N / throughput"], rows)
     )
     return {

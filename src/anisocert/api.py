@@ -33,9 +33,11 @@ class RunSummary:
 
     def text(self) -> str:
         s = self.summary
+        # memory runs on the driver, sequentially: its cost is what more workers cannot cut
+        cost = f" in {s['memory_seconds']:.1f} s" if "memory_seconds" in s else ""
         return (
             f"{s['label']}: {s['inputs']} inputs certified ({s['abstained']} abstained, "
-            f"{s['fallbacks']} isotropic fallbacks, {s['memory_changed']} changed by memory) -> "
+            f"{s['fallbacks']} isotropic fallbacks, {s['memory_changed']} changed by memory{cost}) -> "
             f"{self.run_dir / 'certify.tsv'}"
         )
 

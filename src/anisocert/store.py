@@ -174,7 +174,7 @@ class RunStore:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             schema = meta.get("schema_version")
             if schema == str(SCHEMA_VERSION):
-                config = CertifyConfig.from_dict(json.loads(meta["config"]))
+                config = _stored_config(json.loads(meta["config"]))
                 json.loads(meta.get("versions", "{}")).get("anisocert")
         except (sqlite3.Error, KeyError, ValueError, TypeError, AttributeError, AnisocertError) as err:
             if db is not None:
@@ -417,6 +417,13 @@ class RunStore:
             "memory_changed": sum(m.status in ("shrunk", "abstain_inside", "adopted") for m in memory),
             "memory_processed": len(memory),
         }
+
+
+def _stored_config(stored: dict) -> CertifyConfig:
+    """A run's configuration as read back, with its device left out (None): the device names the machine
+    that ran it (a GPU run may be reported, verified or visualized on a laptop) and no record depends
+    on it; run.json keeps the stored value."""
+    return CertifyConfig.from_dict({**stored, "device": None})
 
 
 def _open_for_writing(path: Path) -> sqlite3.Connection:

@@ -304,10 +304,10 @@ def load_run_model(run_dir, config, *, model=None, device=None):
                 "model, from a source you trust"
             )
         origin = f"the model {config.model} named by {run_dir}"
-        loaded = load_model(config.model, device=device or config.device)
+        loaded = load_model(config.model, device=device)
     else:
         origin = f"--model {model}"
-        loaded = load_model(model, device=device or config.device)
+        loaded = load_model(model, device=device)
     if stored and loaded.sha256 != stored:
         raise ModelLoadError(
             f"{origin} is not the model {run_dir} was certified with (sha256 {str(loaded.sha256)[:12]}... "

@@ -22,9 +22,9 @@ import torch
 
 from . import _checks
 from ._visualize_figures import plot_toy, region_boundary, toy_figsize, toy_figure
-from .plots import check_out_dir
 from .errors import UnknownNameError
 from .noise import get_noise
+from .plots import check_out_dir
 from .regions import Region
 
 __all__ = [

@@ -228,7 +228,9 @@ def _params():
 
 
 # options no row exercises, with the reason (also in docs/robustness.md)
-NOT_SWEPT = {("certify", "--ray-address"): "needs a Ray cluster: joining a bad address waits for Ray's timeout"}
+NOT_SWEPT = {
+    ("certify", "--ray-address"): "needs a Ray cluster: joining a bad address waits for Ray's timeout"
+}
 
 
 def test_the_table_is_complete():

@@ -44,16 +44,16 @@ def test_sigkill_of_the_driver_then_resume(reference, tmp_path):
     rng = random.Random()
     seed = rng.randrange(2**32)
     rng.seed(seed)
-    # after 2 or 4 of the 12 inputs are stored (2 rounds of 2 chunks remain at least), up to 0.3 s
-    # more: the driver is killed waiting, committing or running memory
-    after_rows, delay = rng.choice([2, 4]), rng.uniform(0.0, 0.3)
+    # once 2, 4 or 6 of the 12 inputs are stored, and up to 50 ms more: the driver is then waiting,
+    # committing or running memory, and at least one chunk (about 0.15 s of CPU) is still running
+    after_rows, delay = rng.choice([2, 4, 6]), rng.uniform(0.0, 0.05)
     out = tmp_path / "killed"
     proc = _start(out)
     try:
         deadline = time.time() + 240
         while _stored(out / "run.sqlite") < after_rows and proc.poll() is None:
             assert time.time() < deadline, "no records after 240 s"
-            time.sleep(0.02)
+            time.sleep(0.01)
         time.sleep(delay)
         assert proc.poll() is None, f"the run ended before the kill (seed {seed}): make it longer"
         os.kill(proc.pid, signal.SIGKILL)

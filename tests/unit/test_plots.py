@@ -66,7 +66,10 @@ def test_axis_labels_and_curve_values(tmp_path, monkeypatch):
     run = _run("a", 0.3, 0)
     plot_certified_accuracy([run], tmp_path / "x", max_radius=1.0)
     ax = saved[0].axes[0]
-    assert ax.get_xlabel() == "radius (l2, input units)" and ax.get_ylabel() == "certified accuracy (fraction of inputs)"
+    assert (
+        ax.get_xlabel() == "radius (l2, input units)"
+        and ax.get_ylabel() == "certified accuracy (fraction of inputs)"
+    )
     assert ax.get_title() and ax.get_legend().get_texts()[0].get_text() == "a"
     x, y = ax.lines[0].get_data()
     assert x[0] == 0 and x[-1] == 1.0

@@ -280,9 +280,25 @@ def test_a_run_directory_is_read_from_its_store_not_its_exported_files(tmp_path)
     store.export()
     store.close()
     before = (tmp_path / "run" / "run.sqlite").read_bytes()
-    (tmp_path / "run" / "certify.tsv").write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t0\t0\t9.0\t1\t1\n")
+    (tmp_path / "run" / "certify.tsv").write_text(
+        "idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t0\t0\t9.0\t1\t1\n"
+    )
     (tmp_path / "run" / "run.json").unlink()
     results = load_results(tmp_path / "run")
     assert results.name == "stored run" and results.meta["config"]["n"] == 100
     assert results.radius.tolist() == radii and results.columns["idx"].tolist() == [0, 1, 2]
     assert (tmp_path / "run" / "run.sqlite").read_bytes() == before
+
+
+def test_the_report_command_prints_the_runtime_comparison(tmp_path):
+    from typer.testing import CliRunner
+
+    from anisocert.cli import app
+
+    run = _tiny()
+    run.columns["opt_time"] = np.linspace(0.0, 1.0, len(run))
+    path = write_tsv(run, tmp_path / "tiny.tsv")
+    result = CliRunner().invoke(app, ["report", str(path), "--latex"])
+    assert result.exit_code == 0, result.output
+    assert "runtime per input:" in result.output and "| opt time median (s) |" in result.output
+    assert "cert time IQR (s) & ACR proxy" in result.output  # the LaTeX runtime table too

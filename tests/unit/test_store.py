@@ -153,6 +153,25 @@ def test_another_schema_or_version_is_refused_without_writing(tmp_path):
         RunStore.read(run)
 
 
+def test_a_run_made_on_a_device_absent_here_is_read_and_resumed(tmp_path):
+    """The stored device names the machine that ran the run: reading it elsewhere (a GPU run reported
+    on a laptop) and resuming it on another device both work; the stored value stays in the store."""
+    import json
+
+    run = _make_run(tmp_path / "run")
+    with sqlite3.connect(run / DB_NAME) as db:
+        stored = json.loads(db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+        stored["device"] = "cuda:7"
+        db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(stored, sort_keys=True),))
+    before = _state(run / DB_NAME)
+    store = RunStore.read(run)
+    assert store.config.device is None and len(store.records()) == 4
+    assert json.loads(store.meta()["config"])["device"] == "cuda:7"
+    store.close()
+    assert _state(run / DB_NAME) == before
+    RunStore.open(run, CONFIG, versions=VERSIONS).close()  # a resume here, on this machine's device
+
+
 def test_an_empty_store_left_by_a_failed_creation_is_started_afresh(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -44,12 +44,22 @@ def certify(
         "run"
     ),
     noise: Annotated[
-        str, Opt(help="gaussian (l2 ellipsoids; sigma = std) | uniform (l1; sigma = half-width)")
-    ] = "gaussian",
+        str | None,
+        Opt(
+            help="gaussian (l2 ellipsoids; sigma = std) | uniform (l1; sigma = half-width) "
+            "[default: the model's training noise from its sidecar, else gaussian]"
+        ),
+    ] = None,
     method: Annotated[
         str, Opt(help="fixed | isotropic (data-dependent sigma) | ancer (anisotropic theta)")
     ] = "fixed",
-    sigma: Annotated[float, Opt(help="noise scale, or the start of the optimisation")] = 0.25,
+    sigma: Annotated[
+        float | None,
+        Opt(
+            help="noise scale, or the start of the optimisation [default: the model's training sigma "
+            "from its sidecar (when the noise matches), else 0.25]"
+        ),
+    ] = None,
     n0: Annotated[int, Opt(help="selection draws")] = 100,
     n: Annotated[int, Opt(help="estimation draws (fresh)")] = 100_000,
     alpha: Annotated[float, Opt(help="one-sided failure probability per input")] = 0.001,
@@ -103,6 +113,7 @@ def certify(
     from ..config import CertifyConfig
 
     with user_errors():
+        noise, sigma = _noise_and_sigma(model, noise, sigma)
         config = CertifyConfig(
             model=model,
             data=data,
@@ -139,3 +150,15 @@ def certify(
         )
         run = certify_dataset(config, out, progress=progress, command=command_line())
     typer.echo(run.text())
+
+
+def _noise_and_sigma(model: str, noise: str | None, sigma: float | None) -> tuple[str, float]:
+    """What the user gave, else what the model was trained with (its sidecar), else gaussian 0.25."""
+    from ..models import training_noise
+
+    trained = training_noise(model)
+    if noise is None:
+        noise = trained[0] if trained else "gaussian"
+    if sigma is None:
+        sigma = trained[1] if trained and trained[0] == noise else 0.25
+    return noise, sigma

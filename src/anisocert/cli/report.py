@@ -17,11 +17,14 @@ def report(
     out: Annotated[Path | None, Opt(help="write report.md, report.tex and the curves here")] = None,
     grid: Annotated[str, Opt(help="l2-cifar | l2-imagenet | l1 | start:stop:step | a,b,c")] = "l2-cifar",
     latex: Annotated[bool, Opt(help="also print the LaTeX tables")] = False,
-    plots: Annotated[bool, Opt(help="draw certified-accuracy curves (with --out)")] = True,
+    plots: Annotated[
+        bool, Opt(help="draw certified-accuracy curves and the runtime chart (with --out)")
+    ] = True,
 ) -> None:
-    """Certified accuracy at each radius of GRID and ACR per run; the same at proxy radius for ANCER runs."""
+    """Certified accuracy at each radius of GRID and ACR per run, the same at proxy radius for ANCER runs,
+    and the runtime comparison (optimisation and certification time per input, proxy radius per second)."""
     from ..metrics import resolve_grid
-    from ..plots import check_out_dir
+    from ..plots import check_out_dir, runtime_summary
     from ..report import load_all, summary_table, to_latex, to_markdown, write_report
 
     with user_errors():
@@ -33,8 +36,10 @@ def report(
         typer.echo(to_markdown(table))
         if any((r.radius_proxy != r.radius).any() for r in results):
             typer.echo("\nproxy radius:\n" + to_markdown(summary_table(results, grid, proxy=True)))
+        runtime = runtime_summary(results)
+        typer.echo("\nruntime per input:\n" + to_markdown(runtime))
         if latex:
-            typer.echo("\n" + to_latex(table))
+            typer.echo("\n" + to_latex(table) + "\n" + to_latex(runtime))
         if out is not None:
             for path in write_report(results, out, grid=grid, plots=plots):
                 typer.echo(f"wrote {path}")

@@ -40,7 +40,7 @@ def visualize(
     draws: Annotated[int, Opt(help="toy: noise draws per landscape point")] = 100,
     epochs: Annotated[int, Opt(help="toy: training epochs of the toy models")] = 30,
     device: Annotated[
-        str | None, Opt(help="run: device for the check (default: the run's, else cpu)")
+        str | None, Opt(help="run: device for the check (default: cpu; a run's own device is not reused)")
     ] = None,
 ) -> None:
     """Draw certificates: `visualize toy` (moons and band: isotropic vs ANCER regions, l2 and l1) or

@@ -262,7 +262,9 @@ def run_experiment(
 
     out = check_out_dir(out)
     if data_root is not None and not Path(data_root).is_dir():
-        raise InvalidParameterError(f"--data-root {data_root} is not a folder; give the folder of the data set")
+        raise InvalidParameterError(
+            f"--data-root {data_root} is not a folder; give the folder of the data set"
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.json").write_text(json.dumps(_plan_json(preset, steps), indent=2, default=str) + "\n")
     for i, step in enumerate(steps, 1):

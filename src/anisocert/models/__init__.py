@@ -4,7 +4,7 @@ Importing this package registers every architecture: ``list_models()`` names the
 """
 
 from . import imagenet, resnet_cifar, wide_resnet  # noqa: F401  (registration)
-from ._loading import LoadedModel, load_model
+from ._loading import LoadedModel, load_model, training_noise
 from ._registry import create_model, is_model, list_models, model_entrypoint, register_model
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "register_model",
     "load_model",
     "LoadedModel",
+    "training_noise",
 ]

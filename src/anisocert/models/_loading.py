@@ -37,7 +37,7 @@ from .. import checkpoint as _ckpt  # a module object: checkpoint imports models
 from ..errors import InvalidParameterError, ModelLoadError, UnknownNameError
 from ._registry import create_model, is_model, list_models
 
-__all__ = ["LoadedModel", "load_model", "load_arch_checkpoint", "BUILTIN_WEIGHTS"]
+__all__ = ["LoadedModel", "load_model", "load_arch_checkpoint", "training_noise", "BUILTIN_WEIGHTS"]
 
 # builtin:NAME -> file stem in anisocert/weights/
 BUILTIN_WEIGHTS = {"digits-gaussian": "digits_gaussian_0.25", "digits-uniform": "digits_uniform_0.5"}
@@ -121,6 +121,34 @@ def _dispatch(spec: str, num_classes: int | None) -> LoadedModel:
         f"model file {spec} does not exist; give a .pt2/TorchScript file, ARCH:WEIGHTS, "
         "WEIGHTS.safetensors with its .json sidecar, package.module:factory or builtin:digits-gaussian"
     )
+
+
+def training_noise(spec: str) -> tuple[str, float] | None:
+    """(noise, sigma) a checkpoint was trained with, from its sidecar, without loading its weights.
+
+    sigma is in the noise's theta convention (standard deviation or half-width). None when the spec
+    has no sidecar (a factory, a program file, ARCH:WEIGHTS) or the sidecar does not say.
+    """
+    from ..checkpoint import read_sidecar
+
+    spec = spec.strip() if isinstance(spec, str) else ""
+    if spec.startswith("builtin:"):
+        name = spec.split(":", 1)[1]
+        if name not in BUILTIN_WEIGHTS:
+            return None
+        path = Path(str(resources.files("anisocert") / "weights" / f"{BUILTIN_WEIGHTS[name]}.json"))
+    elif spec.lower().endswith((".safetensors", ".json")) and Path(spec).is_file():
+        path = Path(spec)
+    else:
+        return None
+    try:
+        sidecar = read_sidecar(path)
+    except ModelLoadError:
+        return None  # loading the model reports the problem properly
+    noise, sigma = sidecar.get("noise"), sidecar.get("sigma")
+    if not isinstance(noise, str) or isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
+        return None
+    return noise, float(sigma)
 
 
 # ----------------------------------------------------------------------------------------------- files
