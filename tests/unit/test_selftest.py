@@ -18,6 +18,7 @@ from anisocert.cli.selftest import selftest
 from anisocert.errors import InvalidParameterError, UnknownNameError
 from anisocert.selftest import GROUPS, CheckResult, format_table, run_selftest
 
+
 # issue 8 asks for `selftest --quick` in CI in under 3 minutes: measured 13-25 s on 2 busy cores (a
 # benchmark figure, not asserted here: timed assertions do not belong in tests)
 @pytest.fixture(scope="module")
