@@ -211,8 +211,12 @@ class ChunkWorker:
                 samples=c.iso_samples,
                 method=c.iso_method,
                 idx=[idx[k] for k in need],
+                sigma_min=c.iso_sigma_min,
+                sigma_max=c.iso_sigma_max,
+                grid_points=c.iso_grid_points,
+                refine_steps=c.iso_refine_steps,
                 certify_n=c.n,
-                certify_alpha=c.effective_alpha,
+                certify_alpha=c.alpha,  # not alpha/2 of the fallback: --reuse across methods must agree
                 **common,
             ).sigma
             sigma[need] = found.detach().double().cpu().numpy()
@@ -229,6 +233,8 @@ class ChunkWorker:
                 lr=c.ancer_lr,
                 samples=c.ancer_samples,
                 kappa=c.kappa,
+                tol=c.ancer_tol,
+                patience=c.ancer_patience,
                 idx=idx,
                 **common,
             ).theta

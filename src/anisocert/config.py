@@ -56,10 +56,16 @@ class CertifyConfig:
     iso_iterations: int = 900
     iso_lr: float = 0.04
     iso_samples: int = 100
+    iso_sigma_min: float | None = None  # default sigma / 10
+    iso_sigma_max: float | None = None  # default: none for the gradient, 10 * sigma for the searches
+    iso_grid_points: int = 8  # searches: log-spaced grid, then golden-section steps
+    iso_refine_steps: int = 6
     # ANCER theta; public defaults
     ancer_iterations: int = 100
     ancer_lr: float = 0.04
     ancer_samples: int = 100
+    ancer_tol: float | None = None  # stop an input when J gains less than tol (relative) in patience steps
+    ancer_patience: int = 10
     kappa: float = 2.0
     fallback: bool = True  # ancer: certify the isotropic region too (alpha split in two) and keep the larger
     memory: bool = True  # memory-based certification for isotropic and ancer
@@ -103,12 +109,18 @@ class CertifyConfig:
             "batch_size",
             "inputs_per_batch",
             "workers",
+            "iso_grid_points",
+            "iso_refine_steps",
+            "ancer_patience",
         ):
             _checks.check_int(name.replace("_", "-"), getattr(self, name))
         _checks.check_int("batch-size", self.batch_size, max_value=MAX_BATCH_SIZE)
         _checks.check_int("workers", self.workers, max_value=MAX_WORKERS)
         for name in ("iso_lr", "ancer_lr"):
             _checks.check_real(name.replace("_", "-"), getattr(self, name))
+        for name in ("iso_sigma_min", "iso_sigma_max", "ancer_tol"):
+            if getattr(self, name) is not None:
+                _checks.check_real(name.replace("_", "-"), getattr(self, name))
         if not (0 <= self.kappa < math.inf):
             raise InvalidParameterError(
                 f"kappa={self.kappa!r} must be finite and >= 0; the public default is 2"

@@ -22,8 +22,16 @@ __all__ = ["Reused", "load_reused"]
 
 # What decides the optimisation results (sigma_x first, then theta_x for ancer).
 _SIGMA_FIELDS = ("data", "split", "noise", "sigma", "seed", "outputs", "iso_method", "iso_iterations")
-_SIGMA_FIELDS += ("iso_lr", "iso_samples")
-_THETA_FIELDS = ("ancer_iterations", "ancer_lr", "ancer_samples", "kappa")
+_SIGMA_FIELDS += (
+    "iso_lr",
+    "iso_samples",
+    "iso_sigma_min",
+    "iso_sigma_max",
+    "iso_grid_points",
+    "iso_refine_steps",
+)
+_VOTES_FIELDS = ("n", "alpha")  # the votes search aims at the certification budget
+_THETA_FIELDS = ("ancer_iterations", "ancer_lr", "ancer_samples", "kappa", "ancer_tol", "ancer_patience")
 # What decides an isotropic certificate's counts (given sigma_x).
 _COUNT_FIELDS = ("n0", "n")
 
@@ -73,7 +81,7 @@ def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
         raise InputError(
             f"--reuse {config.reuse} was made with another model (sha256 {have_model[:12]}...); give a run of this --model"
         )
-    _require_same(config, other, _SIGMA_FIELDS)
+    _require_same(config, other, _SIGMA_FIELDS + (_VOTES_FIELDS if config.iso_method == "votes" else ()))
     if config.method == "ancer" and other.method == "ancer":
         _require_same(config, other, _THETA_FIELDS)
     if config.method == "isotropic":

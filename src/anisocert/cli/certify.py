@@ -77,10 +77,23 @@ def certify(
     ] = "gradient",
     iso_iterations: Annotated[int, Opt(help="isotropic optimisation steps")] = 900,
     iso_lr: Annotated[float, Opt(help="isotropic learning rate")] = 0.04,
-    iso_samples: Annotated[int, Opt(help="noise draws per isotropic step")] = 100,
+    iso_samples: Annotated[
+        int, Opt(help="noise draws per isotropic step (searches: per candidate; 1000 is their usual)")
+    ] = 100,
+    iso_sigma_min: Annotated[float | None, Opt(help="smallest sigma_x [default: sigma / 10]")] = None,
+    iso_sigma_max: Annotated[
+        float | None, Opt(help="largest sigma_x [default: none for gradient, 10 * sigma for the searches]")
+    ] = None,
+    iso_grid_points: Annotated[int, Opt(help="searches: log-spaced grid points")] = 8,
+    iso_refine_steps: Annotated[int, Opt(help="searches: golden-section steps after the grid")] = 6,
     ancer_iterations: Annotated[int, Opt(help="ANCER Adam steps")] = 100,
     ancer_lr: Annotated[float, Opt(help="ANCER learning rate")] = 0.04,
     ancer_samples: Annotated[int, Opt(help="noise draws per ANCER step")] = 100,
+    ancer_tol: Annotated[
+        float | None,
+        Opt(help="stop an input once J gains less than this (relative) over --ancer-patience steps"),
+    ] = None,
+    ancer_patience: Annotated[int, Opt(help="steps over which --ancer-tol is measured")] = 10,
     kappa: Annotated[float, Opt(help="ANCER weight of gap * min(theta)")] = 2.0,
     fallback: Annotated[
         bool, Opt(help="ancer: also certify the isotropic region (alpha/2 each), keep the larger")
@@ -132,9 +145,15 @@ def certify(
             iso_iterations=iso_iterations,
             iso_lr=iso_lr,
             iso_samples=iso_samples,
+            iso_sigma_min=iso_sigma_min,
+            iso_sigma_max=iso_sigma_max,
+            iso_grid_points=iso_grid_points,
+            iso_refine_steps=iso_refine_steps,
             ancer_iterations=ancer_iterations,
             ancer_lr=ancer_lr,
             ancer_samples=ancer_samples,
+            ancer_tol=ancer_tol,
+            ancer_patience=ancer_patience,
             kappa=kappa,
             fallback=fallback,
             memory=memory,
