@@ -31,8 +31,15 @@ class RunSummary:
     summary: dict
     files: list[Path]
 
+    optimised_only: bool = False
+
     def text(self) -> str:
         s = self.summary
+        if self.optimised_only:
+            return (
+                f"{s['label']}: noise optimised for {s['optimised']} inputs -> {self.run_dir}; certify "
+                "them with the same options and --out (or --reuse)"
+            )
         # memory runs on the driver, sequentially: its cost is what more workers cannot cut
         cost = f" in {s['memory_seconds']:.1f} s" if "memory_seconds" in s else ""
         return (
@@ -63,12 +70,23 @@ def check_model_fits(model, dataset, device) -> int:
 
 
 def certify_dataset(
-    config: CertifyConfig, out, *, model=None, dataset=None, progress: bool = True, command: str = ""
+    config: CertifyConfig,
+    out,
+    *,
+    model=None,
+    dataset=None,
+    progress: bool = True,
+    command: str = "",
+    optimise_only: bool = False,
 ) -> RunSummary:
     """Certify the selected inputs of config.data into the run directory ``out`` (resumable).
 
     model / dataset may be passed in (a LoadedModel and a Dataset) to skip loading by name.
+    optimise_only: store sigma_x (and theta_x) only (`anisocert optimize`); the same call without it
+    on the same ``out`` then certifies with the stored results.
     """
+    if optimise_only and config.method == "fixed":
+        raise InputError("optimize chooses noise per input: use --method isotropic or ancer")
     from contextlib import nullcontext
 
     from .data import load_data, select_indices
@@ -97,11 +115,15 @@ def certify_dataset(
     try:
         reused = load_reused(config, config.model_sha256)
         worker = ChunkWorker(config, loaded.module, dataset, device, reused=reused)
-        memory = _MemoryCertifier(config, dataset, store) if config.uses_memory else None
+        memory = (
+            _MemoryCertifier(config, dataset, store) if config.uses_memory and not optimise_only else None
+        )
         records = {r.idx: r for r in store.records()}
         pending = [int(i) for i in indices if int(i) not in records]
         store.add_optimised(reused.rows_for(pending, store.optimised(), need_theta=config.method == "ancer"))
         optimised = store.optimised()
+        if optimise_only:
+            pending = [i for i in pending if i not in optimised]
         step = config.inputs_per_batch
         chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
         distributed = distributed and bool(chunks)  # nothing left: no cluster to start
@@ -113,14 +135,20 @@ def certify_dataset(
             memory_seconds = time.perf_counter() - t0
             if distributed:  # workers return optimisation rows and records; this process commits them
                 done = certify_chunks(
-                    config, chunks, optimised, model=given[0], dataset=given[1], reused=reused
+                    config,
+                    chunks,
+                    optimised,
+                    model=given[0],
+                    dataset=given[1],
+                    reused=reused,
+                    certify=not optimise_only,
                 )
             else:
 
                 def in_process():  # optimisation rows are committed inside worker.run, before certification
                     for c in chunks:
                         known = {i: optimised[i] for i in c if i in optimised}
-                        yield c, [], worker.run(c, known, commit_optimised=store.add_optimised)[1]
+                        yield c, [], worker.run(c, known, store.add_optimised, not optimise_only)[1]
 
                 done = in_process()
             for chunk, new_optimised, new in done:
@@ -136,10 +164,11 @@ def certify_dataset(
     finally:
         files = store.export()
         summary = store.summary()
+        summary["optimised"] = len(store.optimised())
         store.close()
     if memory is not None:
         summary["memory_seconds"] = memory_seconds  # the driver's sequential share of the run
-    return RunSummary(Path(out), summary, files)
+    return RunSummary(Path(out), summary, files, optimised_only=optimise_only)
 
 
 # One optimisation result, as RunStore.add_optimised takes it:
@@ -160,10 +189,13 @@ class ChunkWorker:
         self.smoothed = Smoothed(model, self.noise, batch_size=config.batch_size, device=device)
         self.reused = reused if reused is not None else load_reused(config, config.model_sha256)
 
-    def run(self, chunk: list[int], known: dict, commit_optimised=None) -> tuple[list, list[Record]]:
+    def run(
+        self, chunk: list[int], known: dict, commit_optimised=None, certify: bool = True
+    ) -> tuple[list, list[Record]]:
         """(new optimisation rows, records) for the chunk. ``known`` maps idx -> stored optimisation
         result (RunStore.optimised() values); the missing ones are optimised here and handed to
-        ``commit_optimised`` before certification starts (so a crash in certification keeps them)."""
+        ``commit_optimised`` before certification starts (so a crash in certification keeps them).
+        certify False: optimise only (no records)."""
         x = self.dataset.get(np.asarray(chunk)).to(self.device, torch.float32)
         new: list = []
         if self.config.method != "fixed":
@@ -173,7 +205,7 @@ class ChunkWorker:
                 if commit_optimised is not None:
                     commit_optimised(new)
                 known = {**known, **{row[0]: row[1:] for row in new}}
-        return new, self.certify(chunk, x, known)
+        return new, self.certify(chunk, x, known) if certify else []
 
     # -- theta -----------------------------------------------------------------------------------
     def noise_scales(self, chunk: list[int], x: torch.Tensor, known: dict):

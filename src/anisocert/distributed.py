@@ -258,18 +258,26 @@ class _CertifyWorkerFactory:
 
 
 def certify_chunks(
-    config, chunks: list[list[int]], optimised: dict, *, model=None, dataset=None, reused=None
+    config,
+    chunks: list[list[int]],
+    optimised: dict,
+    *,
+    model=None,
+    dataset=None,
+    reused=None,
+    certify: bool = True,
 ) -> Iterator[tuple[list[int], list, list]]:
     """Yield (chunk, new optimisation rows, records) for each chunk as Ray workers finish it.
 
     ``optimised`` holds the stored optimisation results (RunStore.optimised()); only the missing
     ones are optimised. ``model`` (a LoadedModel) and ``dataset`` given as objects travel through the
     object store; otherwise each worker loads them by name. ``reused`` (the driver's --reuse results)
-    travels too, so workers never need the reused run directory. Needs a cluster (see ray_cluster).
+    travels too, so workers never need the reused run directory. certify False: optimise only (no
+    records). Needs a cluster (see ray_cluster).
     """
     ray = import_ray()
     gpus = config.device != "cpu" and cluster_has_gpus(ray)
-    items = ((chunk, {i: optimised[i] for i in chunk if i in optimised}) for chunk in chunks)
+    items = ((chunk, {i: optimised[i] for i in chunk if i in optimised}, None, certify) for chunk in chunks)
     # A given model / data set goes through the object store once; by name, each worker loads it
     # (then no argument lives in the object store, which Ray would warn about for restartable actors).
     model, dataset = (None if v is None else ray.put(v) for v in (model, dataset))
@@ -281,5 +289,5 @@ def certify_chunks(
         workers=max(1, config.workers),
         gpus=gpus,
     )
-    for (chunk, _), (new_optimised, records) in results:
+    for (chunk, *_), (new_optimised, records) in results:
         yield chunk, new_optimised, records

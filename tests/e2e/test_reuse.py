@@ -1,4 +1,5 @@
-"""--reuse RUN_DIR takes another run's optimisation (and an isotropic run's counts) instead of redoing it.
+"""--reuse RUN_DIR takes another run's optimisation (and an isotropic run's counts) instead of redoing it;
+`anisocert optimize` stores the optimisation alone, and certify then completes the same run directory.
 
 The records must be exactly those of a run that does all the work itself (wall-time columns aside),
 and a run made with other settings must be refused in one line naming the differing fields.
@@ -44,11 +45,15 @@ def test_reused_runs_give_the_records_of_a_plain_run(tmp_path):
     from_iso = CertifyConfig(method="ancer", reuse=str(tmp_path / "iso"), **BUDGET)
     from_ancer = CertifyConfig(method="ancer", reuse=str(tmp_path / "ancer"), **BUDGET)
     iso_again = CertifyConfig(method="isotropic", reuse=str(tmp_path / "ancer"), **BUDGET)
+    certify_dataset(ancer, tmp_path / "optimised", progress=False, optimise_only=True)  # `optimize`
+    assert not (tmp_path / "optimised" / "certify.tsv").read_text().splitlines()[1:]
+    certify_dataset(ancer, tmp_path / "optimised", progress=False)  # then certify into the same run
     certify_dataset(from_iso, tmp_path / "from_iso", progress=False)
     certify_dataset(from_ancer, tmp_path / "from_ancer", progress=False)
     certify_dataset(iso_again, tmp_path / "iso_again", progress=False)
     plain = _rows(tmp_path / "ancer")
     assert len(plain) == 1 + 9  # the 540 digits test images, every 60th
+    assert _rows(tmp_path / "optimised") == plain
     assert _rows(tmp_path / "from_iso") == plain
     assert _rows(tmp_path / "from_ancer") == plain
     assert _rows(tmp_path / "iso_again") == _rows(tmp_path / "iso")

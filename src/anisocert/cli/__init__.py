@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from ._common import user_errors
-from .certify import certify
+from .certify import certify, optimize
 from .experiment import experiment
 from .report import report
 from .selftest import selftest
@@ -56,6 +56,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(certify)
+app.command("optimize")(optimize)
 app.command()(report)
 app.command()(train)
 app.command()(verify)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -122,52 +123,36 @@ def certify(
     progress: Annotated[bool, Opt(help="show a progress bar")] = True,
 ) -> None:
     """Certify every selected input of DATA; records go to OUT/run.sqlite and OUT/certify.tsv."""
+    _execute(locals(), optimise_only=False)
+
+
+@functools.wraps(certify)
+def optimize(**options) -> None:
+    _execute(options, optimise_only=True)
+
+
+optimize.__name__ = optimize.__qualname__ = "optimize"
+optimize.__doc__ = """Optimise sigma_x (isotropic) and theta_x (ancer) of every selected input, without certifying.
+
+They are stored in OUT/run.sqlite as they finish; `anisocert certify` with the same options and --out
+then certifies with them (or --reuse OUT from another run directory).
+"""
+
+
+def _execute(options: dict, *, optimise_only: bool) -> None:
+    """Build the config from the command-line options (named as its fields) and run it."""
     from ..api import certify_dataset
     from ..config import CertifyConfig
 
+    o = dict(options)
+    out, progress = o.pop("out"), o.pop("progress")
     with user_errors():
-        noise, sigma = _noise_and_sigma(model, noise, sigma)
-        config = CertifyConfig(
-            model=model,
-            data=data,
-            split=split,
-            noise=noise,
-            method=method,
-            sigma=sigma,
-            n0=n0,
-            n=n,
-            alpha=alpha,
-            seed=seed,
-            skip=skip,
-            max_count=max_count,
-            indices=parse_indices(indices),
-            iso_method=iso_method,
-            iso_iterations=iso_iterations,
-            iso_lr=iso_lr,
-            iso_samples=iso_samples,
-            iso_sigma_min=iso_sigma_min,
-            iso_sigma_max=iso_sigma_max,
-            iso_grid_points=iso_grid_points,
-            iso_refine_steps=iso_refine_steps,
-            ancer_iterations=ancer_iterations,
-            ancer_lr=ancer_lr,
-            ancer_samples=ancer_samples,
-            ancer_tol=ancer_tol,
-            ancer_patience=ancer_patience,
-            kappa=kappa,
-            fallback=fallback,
-            memory=memory,
-            early_stop=early_stop,
-            reuse=None if reuse is None else str(reuse),
-            on_inside=on_inside,
-            batch_size=batch_size,
-            inputs_per_batch=inputs_per_batch,
-            device=device,
-            label=label,
-            workers=workers,
-            ray_address=ray_address,
+        o["noise"], o["sigma"] = _noise_and_sigma(o["model"], o["noise"], o["sigma"])
+        o["indices"] = parse_indices(o["indices"])
+        o["reuse"] = None if o["reuse"] is None else str(o["reuse"])
+        run = certify_dataset(
+            CertifyConfig(**o), out, progress=progress, command=command_line(), optimise_only=optimise_only
         )
-        run = certify_dataset(config, out, progress=progress, command=command_line())
     typer.echo(run.text())
 
 
