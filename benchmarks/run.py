@@ -771,6 +771,8 @@ How to read it:
   median [min-max] over the repetitions. Runs on a shared machine move by 10-30% with the load of the
   other work; the spreads show it, and the pipeline ratios are also given load-normalised (seconds x
   the throughput probed around each run).
+- One torch thread per process (`--threads`): with other processes on the 2 cores, two threads each
+  oversubscribe them (measured here: one thread 1.5-2.7x faster than two at a load average of 7).
 - The public code is called as its scripts do (benchmarks/public_code.py), with SciPy's removed
   `binom_test` restored for it only. The public pipeline is ddsmoothing's 900-step gradient sigma,
   ancer-python's 100-step theta and Cohen's certify, at their defaults; it has no isotropic fallback

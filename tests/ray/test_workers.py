@@ -27,3 +27,19 @@ def test_a_worker_process_killed_mid_task_is_retried(ray_local, reference, tmp_p
     assert marker.exists(), "the crash hook did not fire"
     assert tsv_rows(out) == tsv_rows(reference)
     assert stored_counts(out)["records"] == (INPUTS, INPUTS)
+
+
+def test_optimize_on_two_workers_then_certify_gives_the_reference(ray_local, reference, tmp_path):
+    from typer.testing import CliRunner
+
+    from anisocert.cli import app
+
+    from .conftest import ARGS
+
+    out = tmp_path / "optimised"
+    result = CliRunner().invoke(app, ["optimize", *ARGS[1:], "--out", str(out), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert stored_counts(out)["optimised"] == (INPUTS, INPUTS)
+    assert stored_counts(out)["records"] == (0, 0)
+    cli("--out", str(out))  # certify in this process with the stored sigma_x and theta_x
+    assert tsv_rows(out) == tsv_rows(reference)
