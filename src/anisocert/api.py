@@ -283,13 +283,15 @@ class ChunkWorker:
         iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
         kw = dict(n0=c.n0, n=c.n, alpha=c.effective_alpha, seed=c.seed, idx=chunk, early_stop=c.early_stop)
         aniso = iso = None
-        if theta is not None:
-            aniso = self.smoothed.certify(x, torch.as_tensor(theta, device=self.device), **kw)
         if theta is None or c.fallback:
-            # The isotropic certificate only matters where it could beat the anisotropic one: with the
-            # early stop its draws end as soon as its radius can no longer exceed aniso's (same choice).
-            settle = aniso.radius if aniso is not None and c.early_stop else None
-            iso = self._isotropic(chunk, x, iso_theta, settle, kw)
+            iso = self._isotropic(chunk, x, iso_theta, kw)
+        if theta is not None:
+            # The anisotropic certificate is reported only where its radius reaches the isotropic one
+            # (it then contains it). With the early stop its draws end as soon as it cannot: the same
+            # choice, and most of its draws saved where the isotropic certificate is the larger.
+            settle = iso.radius if iso is not None and c.early_stop else None
+            theta_t = torch.as_tensor(theta, device=self.device)
+            aniso = self.smoothed.certify(x, theta_t, settle_radius=settle, keep_ties=True, **kw)
         elapsed = (time.perf_counter() - t0) / len(chunk)
         records = []
         for k, i in enumerate(chunk):
@@ -302,7 +304,7 @@ class ChunkWorker:
             )
         return records
 
-    def _isotropic(self, chunk, x, iso_theta, settle, kw) -> CertifyResult:
+    def _isotropic(self, chunk, x, iso_theta, kw) -> CertifyResult:
         """The isotropic certificates of the chunk; those of a reused isotropic run come from its counts."""
         reused = [
             k for k, i in enumerate(chunk) if i in self.reused.iso_records and self.config.method == "ancer"
@@ -311,10 +313,7 @@ class ChunkWorker:
         parts = []
         if fresh:
             kw = {**kw, "idx": [chunk[k] for k in fresh]}
-            settle_fresh = None if settle is None else settle[fresh]
-            parts.append(
-                (fresh, self.smoothed.certify(x[fresh], iso_theta[fresh], settle_radius=settle_fresh, **kw))
-            )
+            parts.append((fresh, self.smoothed.certify(x[fresh], iso_theta[fresh], **kw)))
         if reused:
             records = [self.reused.iso_records[chunk[k]] for k in reused]
             scale = iso_theta[reused].double().cpu().numpy()

@@ -95,6 +95,7 @@ class Smoothed:
         idx=None,
         early_stop: bool = True,
         settle_radius=None,
+        keep_ties: bool = False,
     ) -> CertifyResult:
         """CERTIFY for each input: with probability >= 1 - alpha over the n fresh draws (per input),
         if the prediction is not ABSTAIN then g(x + d) = prediction for every d in the region.
@@ -104,8 +105,9 @@ class Smoothed:
 
         early_stop: stop an input's draws once it must abstain whatever the remaining draws say
         (same prediction, gap and radius as drawing all n; pA_lower then counts the undrawn as misses).
-        settle_radius (B,): also stop once the radius can no longer exceed settle_radius[i]; the
-        result is then only good for that comparison (the ANCER fallback uses it).
+        settle_radius (B,): also stop once the radius can no longer exceed settle_radius[i] (with
+        keep_ties: can no longer reach it); the result is then only good for that comparison (the ANCER
+        fallback uses it).
         """
         n0, n, alpha = _checks.check_budget(n0, n, alpha)
         x, theta, idx = self._prepare(x, theta, idx)
@@ -118,7 +120,7 @@ class Smoothed:
         # 2. n fresh draws (another stream) count how often f returns cA
         stop = None
         if early_stop or settle_radius is not None:
-            stop = settling_misses(self.noise, n, alpha, min_theta, settle_radius)
+            stop = settling_misses(self.noise, n, alpha, min_theta, settle_radius, keep_ties=keep_ties)
         counts = count_predictions(
             self.model,
             self.noise,
@@ -196,17 +198,20 @@ def certificate_from_counts(
     )
 
 
-def settling_misses(noise: NoiseFamily, n: int, alpha: float, min_theta, settle_radius=None) -> np.ndarray:
+def settling_misses(
+    noise: NoiseFamily, n: int, alpha: float, min_theta, settle_radius=None, *, keep_ties: bool = False
+) -> np.ndarray:
     """Per input, the fewest misses (draws other than cA) after which the outcome is settled:
     even if every remaining draw were cA, the input abstains, or (with settle_radius) its radius
-    min_theta * gap could not exceed settle_radius. 0 means settled before any draw."""
+    min_theta * gap could not exceed settle_radius (keep_ties: could only fall below it). 0 means
+    settled before any draw."""
     min_theta = np.asarray(min_theta, dtype=np.float64).reshape(-1)
     limit = np.full(min_theta.shape, -np.inf) if settle_radius is None else np.asarray(settle_radius, float)
 
     def settled(misses: np.ndarray) -> np.ndarray:
         lower = _pA_lower(n - misses, n, alpha)
         radius = min_theta * noise.gap(np.maximum(lower, 0.5))
-        return (lower < 0.5) | (radius <= limit)
+        return (lower < 0.5) | ((radius < limit) if keep_ties else (radius <= limit))
 
     lo, hi = np.zeros(min_theta.shape, dtype=np.int64), np.full(min_theta.shape, n, dtype=np.int64)
     while np.any(lo < hi):  # smallest m in [0, n] with settled(m); settled(n) holds (pA_lower = 0)

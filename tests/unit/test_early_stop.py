@@ -71,6 +71,11 @@ def test_settling_misses_is_the_exact_threshold(noise, n):
     m = int(settling_misses(family, n, alpha, [1.0], settle_radius=[beat])[0])
     radius = family.gap(np.maximum(pA_lower(np.array([n - m, n - m + 1]), n, alpha), 0.5))
     assert radius[0] <= beat < radius[1]
+    # keep_ties: stop only once the radius must fall below it; a reachable tie keeps drawing
+    tie = family.gap(pA_lower(n - 3, n, alpha))
+    m = int(settling_misses(family, n, alpha, [1.0], settle_radius=[tie], keep_ties=True)[0])
+    assert m == 4
+    assert int(settling_misses(family, n, alpha, [1.0], settle_radius=[tie])[0]) == 3
 
 
 def test_settle_radius_stops_the_fallback_without_changing_the_comparison():
@@ -85,3 +90,54 @@ def test_settle_radius_stops_the_fallback_without_changing_the_comparison():
     np.testing.assert_array_equal(settled.radius > beat, full.radius > beat)
     np.testing.assert_array_equal(settled.radius[full.radius > beat], full.radius[full.radius > beat])
     assert settled.drawn.sum() < full.drawn.sum()
+
+
+BAND_MODULE = """
+import torch
+
+class Band(torch.nn.Module):  # class 1 inside |x_0| < 0.5: theta may grow freely along x_1
+    def forward(self, x):
+        t = 30.0 * (0.5 - x[:, 0].abs())
+        return torch.stack([torch.zeros_like(t), t], dim=1)
+
+def factory():
+    return Band()
+"""
+
+
+def _ancer_records(tmp_path, budget):
+    from anisocert.api import certify_dataset
+    from anisocert.config import CertifyConfig
+    from anisocert.store import RunStore
+
+    runs = {}
+    for early in (True, False):
+        out = tmp_path / f"{budget['model']}-{early}".replace(":", "_")
+        certify_dataset(CertifyConfig(method="ancer", early_stop=early, **budget), out, progress=False)
+        store = RunStore.read(out)
+        runs[early] = [
+            (r.idx, r.predict, r.radius, r.radius_proxy, r.gap, r.fallback) for r in store.records()
+        ]
+        store.close()
+    return runs
+
+
+def test_an_ancer_run_with_the_early_stop_has_the_records_of_one_without(tmp_path, monkeypatch):
+    # the anisotropic draws stop once its radius cannot reach the isotropic one: the same choice
+    common = dict(
+        n0=20, n=1000, seed=2, iso_iterations=5, iso_samples=16, ancer_iterations=10, ancer_samples=16
+    )
+    digits = _ancer_records(tmp_path, dict(model="builtin:digits-gaussian", skip=45, **common))
+    assert digits[True] == digits[False]
+    assert all(r[5] == 1 for r in digits[True])  # here the isotropic certificate is kept everywhere ...
+    (tmp_path / "early_band_mod.py").write_text(BAND_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    x = np.array([[a, 0.0] for a in (0.0, 0.2, 0.3, 0.35, 0.4, 0.6, 0.7, 0.9)], dtype=np.float32)
+    np.savez(tmp_path / "band.npz", x=x, y=(np.abs(x[:, 0]) < 0.5).astype(int))
+    band = _ancer_records(
+        tmp_path,
+        dict(model="early_band_mod:factory", data=f"npz:{tmp_path / 'band.npz'}", sigma=0.1, **common),
+    )
+    assert band[True] == band[False]
+    kept = [r for r in band[True] if r[5] == 0]  # ... here mostly the anisotropic one, larger by volume
+    assert 0 < len(kept) < len(band[True]) and all(r[3] > r[2] for r in kept)
