@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from tests.runs import tsv_rows
+
 ARGS = [
     "certify",
     "--model",
@@ -60,13 +62,6 @@ def _run(out, *, kill_after_rows=None):
     proc.wait()
 
 
-def _rows(out):
-    lines = (out / "certify.tsv").read_text().splitlines()
-    header = lines[0].split("\t")
-    drop = {header.index("time"), header.index("opt_time")}  # wall-clock columns
-    return [[c for k, c in enumerate(line.split("\t")) if k not in drop] for line in lines]
-
-
 @pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_records(tmp_path):
     _run(tmp_path / "whole")
@@ -78,6 +73,6 @@ def test_kill_and_resume_gives_the_uninterrupted_records(tmp_path):
     )
     assert 6 <= rows < 24
     _run(tmp_path / "killed")
-    assert _rows(tmp_path / "killed") == _rows(tmp_path / "whole")
-    assert len(_rows(tmp_path / "whole")) == 25
+    assert tsv_rows(tmp_path / "killed") == tsv_rows(tmp_path / "whole")
+    assert len(tsv_rows(tmp_path / "whole")) == 25
     assert (tmp_path / "killed" / "certify_nomemory.tsv").exists()

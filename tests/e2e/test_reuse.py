@@ -10,6 +10,7 @@ import pytest
 from anisocert.api import certify_dataset
 from anisocert.config import CertifyConfig
 from anisocert.errors import InputError
+from tests.runs import tsv_rows
 
 BUDGET = dict(
     model="builtin:digits-gaussian",
@@ -29,13 +30,6 @@ BUDGET = dict(
 )
 
 
-def _rows(out):
-    lines = (out / "certify.tsv").read_text().splitlines()
-    header = lines[0].split("\t")
-    drop = {header.index("time"), header.index("opt_time")}  # wall-clock columns
-    return [[c for k, c in enumerate(line.split("\t")) if k not in drop] for line in lines]
-
-
 @pytest.mark.slow
 def test_reused_runs_give_the_records_of_a_plain_run(tmp_path):
     iso = CertifyConfig(method="isotropic", **BUDGET)
@@ -51,12 +45,12 @@ def test_reused_runs_give_the_records_of_a_plain_run(tmp_path):
     certify_dataset(from_iso, tmp_path / "from_iso", progress=False)
     certify_dataset(from_ancer, tmp_path / "from_ancer", progress=False)
     certify_dataset(iso_again, tmp_path / "iso_again", progress=False)
-    plain = _rows(tmp_path / "ancer")
+    plain = tsv_rows(tmp_path / "ancer")
     assert len(plain) == 1 + 9  # the 540 digits test images, every 60th
-    assert _rows(tmp_path / "optimised") == plain
-    assert _rows(tmp_path / "from_iso") == plain
-    assert _rows(tmp_path / "from_ancer") == plain
-    assert _rows(tmp_path / "iso_again") == _rows(tmp_path / "iso")
+    assert tsv_rows(tmp_path / "optimised") == plain
+    assert tsv_rows(tmp_path / "from_iso") == plain
+    assert tsv_rows(tmp_path / "from_ancer") == plain
+    assert tsv_rows(tmp_path / "iso_again") == tsv_rows(tmp_path / "iso")
 
 
 @pytest.mark.slow

@@ -9,6 +9,8 @@ import sqlite3
 import pytest
 from typer.testing import CliRunner
 
+from tests.runs import tsv_rows
+
 # A tiny budget on the builtin digits model: 12 inputs in 6 chunks, ANCER with memory on.
 ARGS = [
     "certify",
@@ -39,7 +41,6 @@ ARGS = [
     "--no-progress",
 ]
 INPUTS = 12
-TIMING = ("time", "opt_time")  # wall-clock columns: the only ones that may differ between runs
 
 
 def cli(*args: str) -> None:
@@ -48,14 +49,6 @@ def cli(*args: str) -> None:
 
     result = CliRunner().invoke(app, [*ARGS, *args])
     assert result.exit_code == 0, result.output + repr(result.exception)
-
-
-def tsv_rows(out, name="certify.tsv") -> list[list[str]]:
-    """The TSV's rows (header first) without the wall-clock columns."""
-    lines = (out / name).read_text().splitlines()
-    header = lines[0].split("\t")
-    drop = {header.index(c) for c in TIMING}
-    return [[c for k, c in enumerate(line.split("\t")) if k not in drop] for line in lines]
 
 
 def stored_counts(out) -> dict[str, tuple[int, int]]:
