@@ -1,6 +1,7 @@
 """Per-input noise optimisers: the isotropic data-dependent sigma (DDRS) and the anisotropic theta (ANCER).
 
-Both maximise a differentiable surrogate of the certified radius (spec section 5). psi is the mean
+Both maximise a differentiable surrogate of the certified radius (spec section 5); the isotropic
+"votes" search instead maximises the radius certification would report from hard votes. psi is the mean
 soft prediction over m noisy copies x + theta * u (softmax of the model's logits, or its outputs as
 they are when it returns probabilities); p1, p2 are psi's top two entries and the surrogate gap is
 ``noise.surrogate_gap(p1, p2)``: Phi^-1(p1) - Phi^-1(p2) clamped (l2) or p1 - p2 (l1).

@@ -79,8 +79,8 @@ def _certify_passes(c: CertifyConfig) -> tuple[float, float]:
     if c.method != "fixed":
         if c.iso_method == "gradient":
             forward, backward = forward + c.iso_iterations * c.iso_samples, c.iso_iterations * c.iso_samples
-        else:  # the search: (grid points + 3 + refinements) evaluations, forward only (optimise.py defaults)
-            forward += (12 + 3 + 8) * c.iso_samples
+        else:  # the searches: (grid points + 3 + refinements) evaluations, forward only
+            forward += (c.iso_grid_points + 3 + c.iso_refine_steps) * c.iso_samples
     if c.method == "ancer":
         forward += c.ancer_iterations * c.ancer_samples + (c.n0 + c.n if c.fallback else 0)
         backward += c.ancer_iterations * c.ancer_samples
