@@ -103,6 +103,8 @@ def certify_dataset(
     loaded = model if model is not None else load_model(config.model, device=device)
     dataset = dataset if dataset is not None else load_data(config.data, config.split)
     device = _device_of(loaded.module, config.device)
+    if config.compile and device.type != "cuda" and not distributed:
+        raise InputError(f"--compile runs on CUDA only and the device is {device.type}: drop --compile")
     config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
     check_model_fits(loaded.module, dataset, device)
     indices = [
@@ -186,7 +188,15 @@ class ChunkWorker:
     def __init__(self, config: CertifyConfig, model, dataset, device, reused: Reused | None = None):
         self.config, self.model, self.dataset, self.device = config, model, dataset, device
         self.noise = get_noise(config.noise)
-        self.smoothed = Smoothed(model, self.noise, batch_size=config.batch_size, device=device)
+        self.smoothed = Smoothed(
+            model,
+            self.noise,
+            batch_size=config.batch_size,
+            device=device,
+            channels_last=config.channels_last,
+            bf16=config.bf16,
+            compile=config.compile,
+        )
         self.reused = reused if reused is not None else load_reused(config, config.model_sha256)
 
     def run(

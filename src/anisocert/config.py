@@ -72,6 +72,10 @@ class CertifyConfig:
     early_stop: bool = True  # stop drawing once the outcome (abstain, fallback) is settled
     on_inside: str = "abstain"
     outputs: str = "logits"
+    # how certification evaluates the base classifier (smooth.BaseForward): part of the result
+    channels_last: bool = False
+    bf16: bool = False
+    compile: bool = False  # CUDA only
     # execution only
     batch_size: int = 1000
     inputs_per_batch: int = 8

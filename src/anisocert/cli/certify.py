@@ -100,6 +100,11 @@ def certify(
         bool, Opt(help="ancer: also certify the isotropic region (alpha/2 each), keep the larger")
     ] = True,
     memory: Annotated[bool, Opt(help="memory-based certification (isotropic and ancer)")] = True,
+    channels_last: Annotated[
+        bool, Opt(help="certify with channels-last inputs and weights (faster convolutions on GPUs)")
+    ] = False,
+    bf16: Annotated[bool, Opt(help="certify under bfloat16 autocast (the run records it)")] = False,
+    compile: Annotated[bool, Opt(help="certify with torch.compile'd forward passes (CUDA only)")] = False,
     early_stop: Annotated[
         bool, Opt(help="stop an input's draws once its outcome is settled (abstain; ancer fallback)")
     ] = True,
