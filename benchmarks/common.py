@@ -36,9 +36,11 @@ class Settings:
     pipeline_n: int
     iso_inputs: int  # digits test inputs of the isotropic comparison (search vs public gradient)
     iso_n: int  # N used to certify their sigmas
+    cifar_inputs: int  # test inputs of the isotropic comparison on the CIFAR-shaped (3x32x32) digits model
+    cifar_n: int  # N used to certify their sigmas
     memory_regions: int
     memory_seeds: int
-    fallback_row: bool  # also time the ANCER pipeline with its isotropic fallback (two certificates)
+    fallback_row: bool  # also time the votes ANCER pipeline with each fallback (both, select)
     public_iterations: tuple[int, int] = (PUBLIC["sigma_it"], PUBLIC["theta_it"])  # of the public pipeline
 
 
@@ -57,6 +59,8 @@ FULL = Settings(
     pipeline_n=100_000,
     iso_inputs=20,
     iso_n=100_000,
+    cifar_inputs=20,
+    cifar_n=100_000,
     memory_regions=10_000,
     memory_seeds=3,
     fallback_row=True,
@@ -76,6 +80,8 @@ QUICK = Settings(
     pipeline_n=100_000,
     iso_inputs=6,
     iso_n=10_000,
+    cifar_inputs=6,
+    cifar_n=10_000,
     memory_regions=10_000,
     memory_seeds=1,
     fallback_row=True,
@@ -93,6 +99,8 @@ SMOKE = replace(  # checks that the script runs end to end in a few minutes; its
     pipeline_n=1_000,
     iso_inputs=2,
     iso_n=1_000,
+    cifar_inputs=2,
+    cifar_n=1_000,
     memory_regions=500,
     public_iterations=(2, 2),
 )

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import public_code as public  # benchmarks/ is on sys.path when this file runs as a script
 import torch
+from cifar_shaped import cifar_shaped_isotropic
 from common import FULL, N0, N_TARGET, QUICK, SMOKE, Bench, Report, Settings, table
 from pipelines import digits_pipelines, isotropic_quality
 from sections import certification, early_stop, memory, optimisation, resnet_pipeline, theta_convergence
@@ -69,22 +70,26 @@ def _version(name: str) -> str:
 
 
 def variant_lines(runs: dict) -> list[list[str]]:
-    """Target lines of the other ANCER pipelines (votes + convergence stop; default fallback), if run."""
+    """Target lines of the other ANCER pipelines (votes + convergence stop; the two fallbacks), if run."""
     p, lines = runs["public"]["quality"], []
     for key, name in (
         ("tuned", "same, votes search + convergence stop"),
-        ("fallback", "same, default fallback"),
+        ("fallback", "same, votes + convergence stop, default fallback (`--fallback both`)"),
+        ("select", "same, votes + convergence stop, `--fallback select` (n0 = 1,000)"),
     ):
         if key in runs:
-            f = runs[key]
+            f, q = runs[key], runs[key]["quality"]
+            cheap, better = f["normalised"] <= 1.5, q["acr_proxy"] >= p["acr_proxy"]
+            # a fallback reports the isotropic certificate where its radius is the larger: it trades
+            # proxy radius for radius, so the quality is judged on both
+            status = "met" if cheap and better else "cost met; ACR proxy lower" if cheap else "**not met**"
             lines.append(
                 [
                     name,
                     f"{f['normalised']:.2f}x load-normalised, {f['ratio']:.2f}x raw; ACR proxy "
-                    f"{f['quality']['acr_proxy']:.3f} vs public {p['acr_proxy']:.3f}",
-                    "met"
-                    if f["normalised"] <= 1.5 and f["quality"]["acr_proxy"] >= p["acr_proxy"]
-                    else "**not met**",
+                    f"{q['acr_proxy']:.3f} vs public {p['acr_proxy']:.3f}, ACR {q['acr']:.3f} vs public "
+                    f"{p['acr']:.3f}",
+                    status,
                 ]
             )
     return lines
@@ -150,10 +155,16 @@ def targets(r: dict, s: Settings) -> str:
             ]
             for name, q_iso in zip(("search", "votes search"), iso[:1] + iso[2:])
         ],
-        [
-            "isotropic search radius >= public gradient, CIFAR-shaped model",
-            "no trained CIFAR-shaped model here; with random weights the radius only grows with sigma",
-            "not measured",
+        *[
+            [
+                f"isotropic {name} radius >= public gradient, CIFAR-shaped model (3x32x32 upsampled digits, "
+                f"trained here; {c['inputs']} inputs)",
+                f"ACR {c['quality'][key]['acr']:.3f} vs {c['quality'][c['public']]['acr']:.3f} (N = {c['n']:,}); "
+                f"{c['seconds'][key]:.3g} s vs {c['seconds'][c['public']]:.3g} s per input",
+                mark(c["quality"][key]["acr"] >= c["quality"][c["public"]]["acr"]),
+            ]
+            for c in [r["cifar_iso"]]
+            for name, key in c["ours"].items()
         ],
         [
             f"memory: {s.memory_regions:,} x 3,072 certificates < 60 s",
@@ -185,6 +196,7 @@ def run_all(s: Settings, rep: Report) -> dict:
     )
     r["pipes"] = digits_pipelines(d, s, rep)
     r["iso"] = isotropic_quality(d, s, rep)
+    r["cifar_iso"] = cifar_shaped_isotropic(s, rep)
     c = r["cert_resnet"]
     cert_s = c["seconds"] * (N_TARGET + N0) / (c["n"] + N0)  # certify at N = 100,000, per input
     r["resnet_pipe"] = resnet_pipeline(n, cert_s, opt_n, c["public_over_ours"], rep)
@@ -237,12 +249,19 @@ How to read it:
   ancer-python's 100-step theta and Cohen's certify, at their defaults; it has no isotropic fallback
   and no memory. anisocert's comparable pipeline is `certify_dataset` with method ancer, iso_method
   search (1000 draws: optimise_sigma's documented search default; the config's iso_samples default of
-  100 would be cheaper) and fallback off; the default (fallback on) certifies twice, at alpha / 2 each.
-  A third variant uses the hard-vote search (iso_method votes, 1000 draws) and the theta convergence
-  stop (ancer_tol 1e-3, patience 10).
+  100 would be cheaper) and `--fallback off`. A variant uses the hard-vote search (iso_method votes,
+  1000 draws) and the theta convergence stop (ancer_tol 1e-3, patience 10), and is also run with each
+  fallback: the default, `--fallback both`, certifies twice (the isotropic and the anisotropic noise,
+  at alpha / 2 each) and reports the larger radius; `--fallback select` lets 1,000 selection draws (n0)
+  at each noise choose which one to certify, once, at alpha. A fallback reports the isotropic
+  certificate where its radius is the larger, so it buys radius with proxy radius: its quality is
+  compared with the public pipeline's on both.
 - The ResNet-18 has random weights (no CIFAR-10 data or trained CIFAR model is available offline): its
-  times are real, its radii mean nothing, so the ResNet pipeline is composed from measured parts and
-  the isotropic quality comparison is made on digits only.
+  times are real, its radii mean nothing, so the ResNet pipeline is composed from measured parts. The
+  isotropic quality comparison (anisocert's searches against ddsmoothing's 900-step gradient) is made
+  on the digits CNN and on a CIFAR-shaped model trained by the benchmark in seconds
+  (benchmarks/cifar_shaped.py): a small CNN on scikit-learn's digits upsampled to 3x32x32, with noise
+  augmentation at sigma = 0.25. It has CIFAR's input shape and range, not CIFAR-10's images.
 """
 
 

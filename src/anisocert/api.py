@@ -19,7 +19,14 @@ from .config import CertifyConfig
 from .errors import InputError
 from .noise import get_noise
 from .reuse import Reused, load_reused
-from .smooth import ABSTAIN, CertifyResult, Smoothed, certificate_from_counts
+from .smooth import (
+    ABSTAIN,
+    CertifyResult,
+    Smoothed,
+    certificate_from_counts,
+    predicted_radius,
+    theta_summary,
+)
 from .store import MemoryRecord, Record, RunStore, versions
 
 __all__ = ["certify_dataset", "ChunkWorker", "RunSummary", "check_model_fits"]
@@ -93,10 +100,12 @@ def certify_dataset(
     from .models import load_model
 
     distributed = config.workers > 1 or bool(config.ray_address)
-    if distributed:  # fail before loading anything when Ray is missing
-        from .distributed import certify_chunks, import_ray, ray_cluster
+    if distributed:  # fail before loading anything when Ray is missing or the address is dead
+        from .distributed import certify_chunks, check_address, import_ray, ray_cluster
 
         import_ray()
+        if config.ray_address:
+            check_address(config.ray_address)
     # with Ray the driver only checks the model (on the CPU: the GPUs are the workers')
     device = config.device or ("cuda" if torch.cuda.is_available() and not distributed else "cpu")
     given = (model, dataset)
@@ -292,30 +301,75 @@ class ChunkWorker:
         t0 = time.perf_counter()
         iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
         kw = dict(n0=c.n0, n=c.n, alpha=c.effective_alpha, seed=c.seed, idx=chunk, early_stop=c.early_stop)
-        aniso = iso = None
-        if theta is None or c.fallback:
-            iso = self._isotropic(chunk, x, iso_theta, kw)
-        if theta is not None:
-            # The anisotropic certificate is reported only where its radius reaches the isotropic one
-            # (it then contains it). With the early stop its draws end as soon as it cannot: the same
-            # choice, and most of its draws saved where the isotropic certificate is the larger.
-            settle = iso.radius if iso is not None and c.early_stop else None
-            theta_t = torch.as_tensor(theta, device=self.device)
-            aniso = self.smoothed.certify(x, theta_t, settle_radius=settle, keep_ties=True, **kw)
-        elapsed = (time.perf_counter() - t0) / len(chunk)
-        records = []
-        for k, i in enumerate(chunk):
-            use, fallback, theta_k = iso, 0, None
-            if aniso is not None:
-                fallback = int(iso is not None and aniso.radius[k] < iso.radius[k])
-                use, theta_k = (iso, None) if fallback else (aniso, theta[k].reshape(-1))
-            records.append(
-                _record(i, int(labels[k]), use, k, sigma[k], theta_k, fallback, elapsed, opt_time[k])
+        if theta is not None and c.fallback == "select":
+            use, fallback = self._selected(
+                chunk, x, iso_theta, torch.as_tensor(theta, device=self.device), kw
             )
-        return records
+        else:
+            use, fallback = self._both(chunk, x, iso_theta, theta, kw)
+        elapsed = (time.perf_counter() - t0) / len(chunk)
+        return [
+            _record(
+                i,
+                int(labels[k]),
+                use,
+                k,
+                sigma[k],
+                None if theta is None or fallback[k] else theta[k].reshape(-1),
+                int(fallback[k]),
+                elapsed,
+                opt_time[k],
+            )
+            for k, i in enumerate(chunk)
+        ]
 
-    def _isotropic(self, chunk, x, iso_theta, kw) -> CertifyResult:
-        """The isotropic certificates of the chunk; those of a reused isotropic run come from its counts."""
+    def _both(self, chunk, x, iso_theta, theta, kw) -> tuple[CertifyResult, np.ndarray]:
+        """The isotropic certificate (and, for ancer with fallback 'both' or 'off', the anisotropic one);
+        with both, the anisotropic one is reported only where its radius reaches the isotropic one (it
+        then contains it). Returns (what is reported, where the isotropic one was the larger)."""
+        iso = aniso = None
+        if theta is None or self.config.fallback == "both":
+            iso = self._isotropic(chunk, x, iso_theta, kw)
+        if theta is None:
+            return iso, np.zeros(len(chunk), dtype=bool)
+        # With the early stop the anisotropic draws end as soon as it cannot reach the isotropic radius:
+        # the same choice, and most of its draws saved where the isotropic certificate is the larger.
+        settle = iso.radius if iso is not None and kw["early_stop"] else None
+        theta_t = torch.as_tensor(theta, device=self.device)
+        aniso = self.smoothed.certify(x, theta_t, settle_radius=settle, keep_ties=True, **kw)
+        if iso is None:
+            return aniso, np.zeros(len(chunk), dtype=bool)
+        fallback = aniso.radius < iso.radius
+        return _rows_where(fallback, iso, aniso), fallback
+
+    def _selected(self, chunk, x, iso_theta, theta, kw) -> tuple[CertifyResult, np.ndarray]:
+        """Fallback 'select': the n0 selection draws, taken at sigma_x and at theta_x, forecast both
+        radii (smooth.predicted_radius); only the larger forecast is certified, with its own fresh
+        draws at alpha. The choice, like theta_x itself, never sees the draws of the bound: sound."""
+        sel = dict(n0=kw["n0"], seed=kw["seed"], idx=chunk)
+        iso_select = self.smoothed.selection_counts(x, iso_theta, **sel)
+        aniso_select = self.smoothed.selection_counts(x, theta, **sel)
+        n, alpha = kw["n"], kw["alpha"]
+        forecast_iso = predicted_radius(self.noise, iso_select, n, alpha, iso_theta.double().cpu().numpy())
+        min_theta = theta.reshape(len(chunk), -1).min(dim=1).values.double().cpu().numpy()
+        forecast_aniso = predicted_radius(self.noise, aniso_select, n, alpha, min_theta)
+        # ties go to theta_x (at an equal radius its region contains the isotropic ball); where theta_x
+        # is forecast to abstain, the isotropic noise is certified
+        fallback = (forecast_aniso < forecast_iso) | (forecast_aniso == 0)
+        parts = []
+        iso_k, aniso_k = np.flatnonzero(fallback), np.flatnonzero(~fallback)
+        if len(iso_k):
+            sub, rows = [chunk[k] for k in iso_k], torch.as_tensor(iso_k, device=x.device)
+            parts.append((iso_k, self._isotropic(sub, x[rows], iso_theta[rows], kw, iso_select[iso_k])))
+        if len(aniso_k):
+            rows = torch.as_tensor(aniso_k, device=x.device)
+            kw_a = {**kw, "idx": [chunk[k] for k in aniso_k], "select_counts": aniso_select[aniso_k]}
+            parts.append((aniso_k, self.smoothed.certify(x[rows], theta[rows], **kw_a)))
+        return _combine(len(chunk), parts), fallback
+
+    def _isotropic(self, chunk, x, iso_theta, kw, select_counts=None) -> CertifyResult:
+        """The isotropic certificates of the chunk; those of a reused isotropic run come from its counts.
+        select_counts: the chunk's selection draws at sigma_x, when already drawn."""
         reused = [
             k for k, i in enumerate(chunk) if i in self.reused.iso_records and self.config.method == "ancer"
         ]
@@ -323,17 +377,31 @@ class ChunkWorker:
         parts = []
         if fresh:
             kw = {**kw, "idx": [chunk[k] for k in fresh]}
+            if select_counts is not None:
+                kw["select_counts"] = select_counts[fresh]
             parts.append((fresh, self.smoothed.certify(x[fresh], iso_theta[fresh], **kw)))
         if reused:
             records = [self.reused.iso_records[chunk[k]] for k in reused]
-            scale = iso_theta[reused].double().cpu().numpy()
+            # theta's summary exactly as a fresh certificate computes it (bit-identical records)
+            shape = (len(reused), *x.shape[1:])
+            expanded = iso_theta[reused].reshape(-1, *([1] * (x.ndim - 1))).expand(shape)
+            min_theta, geo_theta = theta_summary(expanded, len(reused))
             counts = np.array([r.counts for r in records])
             cA = np.array([r.predict if r.predict >= 0 else int(np.argmax(r.counts)) for r in records])
             result = certificate_from_counts(
-                self.noise, cA, np.zeros_like(counts), counts, kw["n"], kw["alpha"], scale, scale
+                self.noise, cA, np.zeros_like(counts), counts, kw["n"], kw["alpha"], min_theta, geo_theta
             )
             parts.append((reused, result))
         return _combine(len(chunk), parts)
+
+
+def _rows_where(mask: np.ndarray, first: CertifyResult, second: CertifyResult) -> CertifyResult:
+    """Row k of first where mask[k], else row k of second (results for the same B inputs)."""
+    out = {}
+    for name in CertifyResult.__dataclass_fields__:
+        a, b = getattr(first, name), getattr(second, name)
+        out[name] = np.where(mask.reshape(-1, *([1] * (a.ndim - 1))), a, b)
+    return CertifyResult(**out)
 
 
 def _combine(B: int, parts) -> CertifyResult:

@@ -11,9 +11,14 @@ from . import _checks
 from .errors import InvalidParameterError, UnknownNameError
 from .noise import get_noise
 
-__all__ = ["CertifyConfig", "METHODS", "RESULT_FIELDS"]
+__all__ = ["CertifyConfig", "FALLBACKS", "METHODS", "RESULT_FIELDS"]
 
 METHODS = ("fixed", "isotropic", "ancer")
+# How ancer keeps its region a superset of the isotropic certificate (the projection alone does not):
+# both: certify the isotropic region too, alpha/2 each (union bound), report the larger;
+# select: the n0 selection draws at sigma_x and theta_x choose which one to certify, at alpha;
+# off: certify theta_x only (the public code).
+FALLBACKS = ("both", "select", "off")
 MAX_BATCH_SIZE = 2**31 - 1  # noisy samples per forward pass: torch sizes beyond this are a typo
 MAX_WORKERS = 1_000_000  # Ray workers: more is a typo (Ray itself refuses above 1e14 CPUs, with a traceback)
 
@@ -67,7 +72,7 @@ class CertifyConfig:
     ancer_tol: float | None = None  # stop an input when J gains less than tol (relative) in patience steps
     ancer_patience: int = 10
     kappa: float = 2.0
-    fallback: bool = True  # ancer: certify the isotropic region too (alpha split in two) and keep the larger
+    fallback: str = "both"  # ancer: one of FALLBACKS
     memory: bool = True  # memory-based certification for isotropic and ancer
     early_stop: bool = True  # stop drawing once the outcome (abstain, fallback) is settled
     on_inside: str = "abstain"
@@ -94,6 +99,10 @@ class CertifyConfig:
             raise UnknownNameError(f"on_inside={self.on_inside!r} is unknown; choose 'abstain' or 'adopt'")
         if self.outputs not in ("logits", "probabilities"):
             raise UnknownNameError(f"outputs={self.outputs!r} is unknown; choose 'logits' or 'probabilities'")
+        if isinstance(self.fallback, bool):  # configs stored before the modes: True was "both"
+            object.__setattr__(self, "fallback", "both" if self.fallback else "off")
+        if self.fallback not in FALLBACKS:
+            raise UnknownNameError(f"fallback={self.fallback!r} is unknown; choose one of {list(FALLBACKS)}")
         if self.iso_method not in ("gradient", "search", "votes"):
             raise UnknownNameError(
                 f"iso_method={self.iso_method!r} is unknown; choose 'gradient', 'search' or 'votes'"
@@ -136,9 +145,9 @@ class CertifyConfig:
 
     @property
     def effective_alpha(self) -> float:
-        """alpha of each certificate: ancer with fallback issues two (iso and aniso) at alpha/2 each,
-        so the reported one holds with probability >= 1 - alpha (union bound)."""
-        two = self.method == "ancer" and self.fallback
+        """alpha of each certificate: ancer with fallback 'both' issues two (iso and aniso) at alpha/2
+        each, so the reported one holds with probability >= 1 - alpha (union bound)."""
+        two = self.method == "ancer" and self.fallback == "both"
         return self.alpha / 2 if two else self.alpha
 
     @property

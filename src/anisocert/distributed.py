@@ -15,12 +15,23 @@ from contextlib import contextmanager
 
 from .errors import AnisocertError, InvalidParameterError, ModelLoadError
 
-__all__ = ["DistributedError", "import_ray", "ray_cluster", "map_on_workers", "certify_chunks"]
+__all__ = [
+    "DistributedError",
+    "import_ray",
+    "check_address",
+    "ray_cluster",
+    "map_on_workers",
+    "certify_chunks",
+]
 
 INSTALL_HINT = "pip install 'anisocert[ray]'"
-# Test hook: the first task that finds no file at this path creates it and kills its worker process.
+# Test hook: the first task that finds no file at this path creates it and kills its worker process;
+# the value CRASH_ALWAYS instead kills the process of every task (a worker that can never finish).
 CRASH_HOOK = "ANISOCERT_TEST_CRASH_ONCE"
+CRASH_ALWAYS = "always"
 MAX_RESTARTS = 3  # a worker process lost this many times in a row ends the run (resumable)
+# Test hook: overrides MAX_RESTARTS (each restart of a worker costs seconds).
+MAX_RESTARTS_HOOK = "ANISOCERT_TEST_MAX_RESTARTS"
 
 
 class DistributedError(AnisocertError):
@@ -56,16 +67,34 @@ def ray_cluster(workers: int, address: str | None = None):
             else:  # "local": a new cluster here, even when RAY_ADDRESS names another one
                 ray.init(address="local", num_cpus=max(workers, _local_cpus()), **kw)
         except ConnectionError as err:
-            raise DistributedError(
-                f"cannot join the Ray cluster at --ray-address {address} ({_one_line(err)}); "
-                "start one with `ray start --head` or leave --ray-address out for a local cluster"
-            ) from None
+            raise _cannot_join(address, err) from None
         started = True
     try:
         yield ray
     finally:
         if started:
             ray.shutdown()
+
+
+def check_address(address: str) -> None:
+    """Fail in seconds, with ray_cluster's one-line error, when nothing answers at ADDRESS.
+
+    For callers to run before they create anything (a run directory); ray_cluster checks again. An
+    already initialised Ray is joined whatever the address (see ray_cluster), so it is not checked.
+    """
+    if import_ray().is_initialized():
+        return
+    try:
+        _check_reachable(address)
+    except ConnectionError as err:
+        raise _cannot_join(address, err) from None
+
+
+def _cannot_join(address: str | None, err: Exception) -> DistributedError:
+    return DistributedError(
+        f"cannot join the Ray cluster at --ray-address {address} ({_one_line(err)}); "
+        "start one with `ray start --head` or leave --ray-address out for a local cluster"
+    )
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -96,6 +125,8 @@ class _Host:
     def call(self, method: str, *args):
         if self.error is not None:
             raise self.error
+        if self.crash_marker == CRASH_ALWAYS:  # test hook: every task dies with its process
+            os._exit(1)
         if self.crash_marker:  # test hook: exactly one task dies with its process
             try:
                 fd = os.open(self.crash_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -128,8 +159,9 @@ def map_on_workers(
     """
     ray = import_ray()
     threads, num_cpus, num_gpus = _resources(ray, workers, gpus)
+    restarts = _max_restarts()
     host = ray.remote(_Host).options(
-        num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS
+        num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=restarts, max_task_retries=restarts
     )
     marker = os.environ.get(CRASH_HOOK) or None
     actors = [host.remote(factory, threads, marker, *factory_args) for _ in range(workers)]
@@ -187,10 +219,16 @@ def _get(ray, ref):
         ray.exceptions.ObjectLostError,
     ) as err:
         raise DistributedError(
-            f"a Ray worker died {MAX_RESTARTS + 1} times in a row ({_one_line(err)[:200]}; out of memory? "
+            f"a Ray worker died {_max_restarts() + 1} times in a row ({_one_line(err)[:200]}; out of memory? "
             "a lost node?); finished inputs are stored: re-run the same command to resume, with fewer "
             "--workers if memory is short"
         ) from None
+
+
+def _max_restarts() -> int:
+    """MAX_RESTARTS, or the test hook's value when it is set."""
+    value = os.environ.get(MAX_RESTARTS_HOOK, "")
+    return int(value) if value.isdigit() else MAX_RESTARTS
 
 
 def _resources(ray, workers: int, gpus: bool) -> tuple[int, float, float]:
@@ -276,7 +314,13 @@ def certify_chunks(
     records). Needs a cluster (see ray_cluster).
     """
     ray = import_ray()
-    gpus = config.device != "cpu" and cluster_has_gpus(ray)
+    kind = (config.device or "").split(":")[0]  # "": not given, GPUs where the cluster has them
+    gpus = kind != "cpu" and cluster_has_gpus(ray)
+    if kind == "cuda" and not gpus:  # asked for, so never silently the CPU
+        raise DistributedError(
+            f"--device {config.device} and the Ray cluster has no GPU; use --device cpu, or leave "
+            "--device out to use GPUs only where the cluster has them"
+        )
     items = ((chunk, {i: optimised[i] for i in chunk if i in optimised}, None, certify) for chunk in chunks)
     # A given model / data set goes through the object store once; by name, each worker loads it
     # (then no argument lives in the object store, which Ray would warn about for restartable actors).

@@ -4,7 +4,7 @@ Both are exact reuse, not approximations. The optimisation of input i depends on
 noise, start sigma, seed, optimiser settings, i), so a run with the same settings would compute the
 same sigma_x / theta_x. An isotropic run's counts are the draws of the ESTIMATE stream of (seed, i)
 at sigma_x, which are the draws the ANCER fallback's isotropic certificate would make: only its
-bound changes (alpha/2). Any setting that would change the result is refused by name.
+bound changes (alpha/2 with fallback 'both'). Any setting that would change the result is refused by name.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
         optimised = {i: (s, None, a, 0.0) for i, (s, _, a, _) in optimised.items()}
     iso_ok = (
         config.method == "ancer"
-        and config.fallback
+        and config.fallback != "off"
         and all(getattr(config, f) == getattr(other, f) for f in _COUNT_FIELDS)
     )
     return Reused(Path(config.reuse), optimised, _full_counts(records, config.n) if iso_ok else {})

@@ -18,6 +18,7 @@ __all__ = [
     "CertifyResult",
     "Smoothed",
     "certificate_from_counts",
+    "predicted_radius",
     "settling_misses",
     "BaseForward",
     "base_forward",
@@ -109,6 +110,7 @@ class Smoothed:
         early_stop: bool = True,
         settle_radius=None,
         keep_ties: bool = False,
+        select_counts=None,
     ) -> CertifyResult:
         """CERTIFY for each input: with probability >= 1 - alpha over the n fresh draws (per input),
         if the prediction is not ABSTAIN then g(x + d) = prediction for every d in the region.
@@ -120,7 +122,8 @@ class Smoothed:
         (same prediction, gap and radius as drawing all n; pA_lower then counts the undrawn as misses).
         settle_radius (B,): also stop once the radius can no longer exceed settle_radius[i] (with
         keep_ties: can no longer reach it); the result is then only good for that comparison (the ANCER
-        fallback uses it).
+        fallback uses it). select_counts (B, C): this call's n0 selection draws, drawn earlier by
+        selection_counts (same stream, so the same result); they are not drawn again.
         """
         n0, n, alpha = _checks.check_budget(n0, n, alpha)
         x, theta, idx = self._prepare(x, theta, idx)
@@ -128,7 +131,14 @@ class Smoothed:
         common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
         min_theta, geo_theta = theta_summary(theta, B)
         # 1. n0 selection draws choose the candidate class cA
-        select = count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
+        if select_counts is None:
+            select = count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
+        else:
+            select = torch.as_tensor(np.asarray(select_counts), device=self.device)
+            if select.shape[0] != B or int(select[0].sum()) != n0:
+                raise ValueError(
+                    f"select_counts must hold the n0 = {n0} selection draws of each of {B} inputs"
+                )
         cA = select.argmax(dim=1)
         # 2. n fresh draws (another stream) count how often f returns cA
         stop = None
@@ -155,6 +165,18 @@ class Smoothed:
             alpha,
             min_theta,
             geo_theta,
+        )
+
+    def selection_counts(self, x, theta, *, n0: int = 100, seed: int = 0, idx=None) -> np.ndarray:
+        """(B, C) counts of CERTIFY's n0 selection draws: they choose the class (and may choose the
+        noise, see predicted_radius), never the bound. certify(select_counts=...) takes them back."""
+        n0 = _checks.check_int("n0", n0)
+        x, theta, idx = self._prepare(x, theta, idx)
+        common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
+        return (
+            count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
+            .cpu()
+            .numpy()
         )
 
     def predict(
@@ -209,6 +231,18 @@ def certificate_from_counts(
         counts_select=np.asarray(counts_select),
         counts=np.asarray(counts),
     )
+
+
+def predicted_radius(noise: NoiseFamily, counts_select, n: int, alpha: float, min_theta) -> np.ndarray:
+    """The radius CERTIFY would report if the top class's probability were its share of the selection
+    draws: min_theta * gap(pA_lower(share * n, n, alpha)), 0 where that bound is below 1/2.
+
+    A forecast from draws the bound never uses, so choosing a noise by it keeps the certificate sound."""
+    counts = np.asarray(counts_select, dtype=np.float64)
+    share = counts.max(axis=1) / counts.sum(axis=1)
+    lower = _pA_lower(share * n, n, alpha)
+    gap = np.where(lower >= 0.5, noise.gap(np.maximum(lower, 0.5)), 0.0)
+    return np.asarray(min_theta, dtype=np.float64) * gap
 
 
 def settling_misses(

@@ -66,7 +66,7 @@ class Record:
     counts: tuple[int, ...]
     sigma: float
     theta: np.ndarray | None = None
-    fallback: int = 0  # 1: the anisotropic region did not contain the isotropic one; isotropic reported
+    fallback: int = 0  # 1: the isotropic certificate reported (both: it was larger; select: forecast larger)
     opt_time: float = 0.0
 
 

@@ -147,7 +147,7 @@ def bases(tmp_path_factory) -> dict[str, Path]:
     made = {}
     commands = {
         "run": f"anisocert certify --out {{out}} {FAST}",
-        "ancer": f"anisocert certify --out {{out}} {FAST} --method ancer --no-fallback --iso-method search "
+        "ancer": f"anisocert certify --out {{out}} {FAST} --method ancer --fallback off --iso-method search "
         "--iso-samples 16 --ancer-iterations 2 --ancer-samples 16",
         "full": "anisocert " + FULL_COMMAND.replace("{full}", "{out}"),
     }
@@ -229,7 +229,7 @@ def _params():
 
 # options no row exercises, with the reason (also in docs/robustness.md)
 NOT_SWEPT = {
-    (command, "--ray-address"): "needs a Ray cluster: joining a bad address waits for Ray's timeout"
+    (command, "--ray-address"): "needs Ray, an optional extra: tests/ray checks a bad address"
     for command in ("certify", "optimize")
 }
 

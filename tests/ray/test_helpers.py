@@ -47,3 +47,24 @@ def test_an_address_nothing_answers_at_fails_at_once():
         _check_reachable(f"127.0.0.1:{port}", timeout=2)
     _check_reachable("auto")  # left to Ray
     _check_reachable("ray://head:10001")
+
+
+def test_an_address_nothing_answers_at_leaves_no_run_directory(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'anisocert[ray]')")
+    from typer.testing import CliRunner
+
+    from anisocert.cli import app
+
+    from .conftest import ARGS
+
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [*ARGS, "--out", str(out), "--ray-address", f"127.0.0.1:{port}"])
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: cannot join the Ray cluster at --ray-address 127.0.0.1:{port} (")
+    assert "nothing answers" in lines[0]
+    assert not out.exists()  # checked before the run store is opened

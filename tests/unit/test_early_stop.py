@@ -8,6 +8,7 @@ batch size.
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
 
 from anisocert.bounds import pA_lower
 from anisocert.noise import get_noise
@@ -141,3 +142,30 @@ def test_an_ancer_run_with_the_early_stop_has_the_records_of_one_without(tmp_pat
     assert band[True] == band[False]
     kept = [r for r in band[True] if r[5] == 0]  # ... here mostly the anisotropic one, larger by volume
     assert 0 < len(kept) < len(band[True]) and all(r[3] > r[2] for r in kept)
+
+
+def test_selection_counts_are_the_draws_certify_selects_with():
+    model, x = Linear2(W, 0.0), _inputs()
+    smoothed = Smoothed(model, "gaussian", batch_size=1000)
+    common = dict(n0=64, seed=2, idx=list(range(3, 15)))
+    select = smoothed.selection_counts(x, 0.6, **common)
+    full = smoothed.certify(x, 0.6, n=3000, **common)
+    again = smoothed.certify(x, 0.6, n=3000, select_counts=select, **common)
+    np.testing.assert_array_equal(select, full.counts_select)
+    for name in ("prediction", "radius", "counts"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(full, name))
+
+
+def test_predicted_radius_is_the_certificate_of_the_selection_share():
+    from anisocert.smooth import predicted_radius
+
+    family = get_noise("gaussian")
+    counts = np.array([[90, 10], [100, 0], [40, 60], [51, 49]])
+    n, alpha, scale = 10_000, 0.001, np.array([0.5, 0.25, 1.0, 2.0])
+    got = predicted_radius(family, counts, n, alpha, scale)
+    share = counts.max(axis=1) / 100
+    lower = pA_lower(share * n, n, alpha)
+    expect = np.where(lower >= 0.5, scale * family.gap(np.maximum(lower, 0.5)), 0.0)
+    np.testing.assert_allclose(got, expect, rtol=1e-12)
+    assert got[1] == pytest.approx(0.25 * norm.ppf(alpha ** (1 / n)), rel=1e-9)  # all agree: the ceiling
+    assert got[2] > 0 and got[3] == 0  # 60 of 100 forecast a certificate; 51 of 100 at n = 10,000 do not

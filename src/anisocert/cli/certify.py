@@ -97,8 +97,13 @@ def certify(
     ancer_patience: Annotated[int, Opt(help="steps over which --ancer-tol is measured")] = 10,
     kappa: Annotated[float, Opt(help="ANCER weight of gap * min(theta)")] = 2.0,
     fallback: Annotated[
-        bool, Opt(help="ancer: also certify the isotropic region (alpha/2 each), keep the larger")
-    ] = True,
+        str,
+        Opt(
+            help="ancer: keep the region a superset of the isotropic certificate: both (certify both, "
+            "alpha/2 each, report the larger) | select (the selection draws pick which one to certify, at "
+            "alpha: one certification) | off (theta only, as the public code)"
+        ),
+    ] = "both",
     memory: Annotated[bool, Opt(help="memory-based certification (isotropic and ancer)")] = True,
     channels_last: Annotated[
         bool, Opt(help="certify with channels-last inputs and weights (faster convolutions on GPUs)")

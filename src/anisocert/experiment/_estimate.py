@@ -82,7 +82,8 @@ def _certify_passes(c: CertifyConfig) -> tuple[float, float]:
         else:  # the searches: (grid points + 3 + refinements) evaluations, forward only
             forward += (c.iso_grid_points + 3 + c.iso_refine_steps) * c.iso_samples
     if c.method == "ancer":
-        forward += c.ancer_iterations * c.ancer_samples + (c.n0 + c.n if c.fallback else 0)
+        second = {"both": c.n0 + c.n, "select": c.n0, "off": 0}[c.fallback]  # the isotropic draws
+        forward += c.ancer_iterations * c.ancer_samples + second
         backward += c.ancer_iterations * c.ancer_samples
     return forward, backward
 
