@@ -306,7 +306,7 @@ class ChunkWorker:
                 chunk, x, iso_theta, torch.as_tensor(theta, device=self.device), kw
             )
         else:
-            use, fallback = self._both(chunk, x, iso_theta, theta, kw)
+            use, fallback = self._certify_then_compare(chunk, x, iso_theta, theta, kw)
         elapsed = (time.perf_counter() - t0) / len(chunk)
         return [
             _record(
@@ -323,7 +323,7 @@ class ChunkWorker:
             for k, i in enumerate(chunk)
         ]
 
-    def _both(self, chunk, x, iso_theta, theta, kw) -> tuple[CertifyResult, np.ndarray]:
+    def _certify_then_compare(self, chunk, x, iso_theta, theta, kw) -> tuple[CertifyResult, np.ndarray]:
         """The isotropic certificate (and, for ancer with fallback 'both' or 'off', the anisotropic one);
         with both, the anisotropic one is reported only where its radius reaches the isotropic one (it
         then contains it). Returns (what is reported, where the isotropic one was the larger)."""

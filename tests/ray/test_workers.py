@@ -71,9 +71,8 @@ def test_a_worker_that_always_dies_ends_the_run_resumably(ray_local, reference, 
     monkeypatch.setenv(MAX_RESTARTS_HOOK, "1")  # each restart costs seconds
     out = tmp_path / "dies"
     result = CliRunner().invoke(app, [*ARGS, "--out", str(out), "--workers", "2"])
-    assert result.exit_code == 2, result.output + repr(
-        result.exception
-    )  # an AnisocertError: exit 2 (1 is a bug)
+    # an AnisocertError: exit 2 (1 is a bug)
+    assert result.exit_code == 2, result.output + repr(result.exception)
     lines = result.stderr.strip().splitlines()  # (Ray's own notes on the deaths go to stdout)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: a Ray worker died 2 times in a row (")
