@@ -15,10 +15,11 @@ import time
 import numpy as np
 import public_code as public
 import torch
-from common import ALPHA, N0, SIGMA, Report, Settings, quality, spread, table, timed
+from common import ALPHA, SIGMA, Report, Settings, table, timed
+from pipelines import SIGMA_HEADER, certify_sigmas
 from torch.nn import functional
 
-from anisocert import Smoothed, load_data, optimise_sigma
+from anisocert import load_data, optimise_sigma
 
 SHAPE = (3, 32, 32)
 EPOCHS = 12
@@ -113,19 +114,9 @@ def cifar_shaped_isotropic(s: Settings, rep: Report) -> dict:
         ),
         public_name: lambda: public.dds_sigma(public.public_model(model), x, SIGMA, s.public_iterations[0]),
     }
-    smoothed = Smoothed(model, "gaussian", batch_size=CERT_BATCH, device="cpu")
-    rows, out, seconds_per_input, sigmas = [], {}, {}, {}
-    for name, method in methods.items():
-        torch.manual_seed(0)
-        seconds, sigma = timed(method)
-        sigma = sigmas[name] = sigma.detach().reshape(-1)
-        cert = smoothed.certify(x, sigma, n0=N0, n=s.cifar_n, alpha=ALPHA, seed=1, idx=indices)
-        q = out[name] = quality(cert.radius, cert.proxy_radius, cert.prediction == labels)
-        seconds_per_input[name] = seconds / len(indices)
-        rows.append(
-            [name, f"{seconds / len(indices):.3g} s", spread(sigma.tolist(), "", 3), f"{q['acr']:.3f}"]
-            + [f"{q[k]:.2f}" for k in ("ca0.0", "ca0.5", "ca1.0")]
-        )
+    rows, out, seconds_per_input, sigmas = certify_sigmas(
+        model, x, labels, indices, methods, s.cifar_n, CERT_BATCH
+    )
     cap = SIGMA * 10  # the searches' default sigma_max
     at_cap = {name: int((sig >= cap * (1 - 1e-4)).sum()) for name, sig in sigmas.items()}
     with torch.inference_mode():  # the class the model gives to noise alone
@@ -155,11 +146,7 @@ def cifar_shaped_isotropic(s: Settings, rep: Report) -> dict:
         + f" (largest gradient sigma {float(sigmas[public_name].max()):.3g}). On noise alone (0.5 + N(0, 10^2), "
         f"1,000 draws) the model votes class {noise_class} {noise_share:.0%} of the time: a test input of that "
         "class keeps its prediction at any sigma, so there an unbounded sigma buys a radius that grows "
-        f"without bound. Section time {section_s:.0f} s (training included).\n\n"
-        + table(
-            ["sigma from", "s per input", "sigma, median [min-max]", "ACR", "CA(0)", "CA(0.5)", "CA(1.0)"],
-            rows,
-        )
+        f"without bound. Section time {section_s:.0f} s (training included).\n\n" + table(SIGMA_HEADER, rows)
     )
     return {
         "inputs": len(indices),

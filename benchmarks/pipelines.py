@@ -161,6 +161,29 @@ def digits_pipelines(bench: Bench, s: Settings, rep: Report) -> dict:
     return {"runs": summary, "x": x, "labels": labels, "indices": indices}
 
 
+SIGMA_HEADER = ["sigma from", "s per input", "sigma, median [min-max]", "ACR", "CA(0)", "CA(0.5)", "CA(1.0)"]
+
+
+def certify_sigmas(model, x, labels, indices, methods: dict, n: int, batch_size: int):
+    """Run each method (name -> callable returning sigma per input) and certify its sigma with
+    Smoothed.certify on the same draws (common random numbers). Returns (table rows, quality, seconds
+    per input, sigmas), each but the rows keyed by method name."""
+    smoothed = Smoothed(model, "gaussian", batch_size=batch_size, device="cpu")
+    rows, out, seconds_per_input, sigmas = [], {}, {}, {}
+    for name, method in methods.items():
+        torch.manual_seed(0)
+        seconds, sigma = timed(method)
+        sigma = sigmas[name] = sigma.detach().reshape(-1)
+        cert = smoothed.certify(x, sigma, n0=N0, n=n, alpha=ALPHA, seed=1, idx=indices)
+        q = out[name] = quality(cert.radius, cert.proxy_radius, cert.prediction == labels)
+        seconds_per_input[name] = seconds / len(indices)
+        rows.append(
+            [name, f"{seconds / len(indices):.3g} s", spread(sigma.tolist(), "", 3), f"{q['acr']:.3f}"]
+            + [f"{q[k]:.2f}" for k in ("ca0.0", "ca0.5", "ca1.0")]
+        )
+    return rows, out, seconds_per_input, sigmas
+
+
 def isotropic_quality(bench: Bench, s: Settings, rep: Report) -> dict:
     """Each isotropic method's sigma, certified by Smoothed.certify on the same draws (common random
     numbers): the radius each method buys, and what it costs. On digits test inputs of their own."""
@@ -180,23 +203,12 @@ def isotropic_quality(bench: Bench, s: Settings, rep: Report) -> dict:
         methods["anisocert votes search (1000 draws)"] = lambda: (
             optimise_sigma(bench.module, "gaussian", x, SIGMA, method="votes", **kw).sigma
         )
-    smoothed = Smoothed(bench.module, "gaussian", batch_size=bench.batch_size, device="cpu")
-    rows, out = [], {}
-    for name, method in methods.items():
-        torch.manual_seed(0)
-        seconds, sigma = timed(method)
-        sigma = sigma.detach().reshape(-1)
-        cert = smoothed.certify(x, sigma, n0=N0, n=s.iso_n, alpha=ALPHA, seed=1, idx=indices)
-        q = out[name] = quality(cert.radius, cert.proxy_radius, cert.prediction == labels)
-        rows.append(
-            [name, f"{seconds / len(indices):.3g} s", spread(sigma.tolist(), "", 3), f"{q['acr']:.3f}"]
-            + [f"{q[k]:.2f}" for k in ("ca0.0", "ca0.5", "ca1.0")]
-        )
+    rows, out, _, _ = certify_sigmas(bench.module, x, labels, indices, methods, s.iso_n, bench.batch_size)
     rep.add(
         f"### Isotropic sigma, digits: {len(indices)} test inputs, each sigma certified by `Smoothed.certify` "
         f"(N = {s.iso_n:,}, the same draws for every method, no memory)\n\n"
         + table(
-            ["sigma from", "s per input", "sigma, median [min-max]", "ACR", "CA(0)", "CA(0.5)", "CA(1.0)"],
+            SIGMA_HEADER,
             rows,
         )
     )
