@@ -132,7 +132,7 @@ class Smoothed:
         min_theta, geo_theta = theta_summary(theta, B)
         # 1. n0 selection draws choose the candidate class cA
         if select_counts is None:
-            select = count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
+            select = self._select(x, theta, n0, common)
         else:
             select = torch.as_tensor(np.asarray(select_counts), device=self.device)
             if select.shape[0] != B or int(select[0].sum()) != n0:
@@ -172,12 +172,11 @@ class Smoothed:
         noise, see predicted_radius), never the bound. certify(select_counts=...) takes them back."""
         n0 = _checks.check_int("n0", n0)
         x, theta, idx = self._prepare(x, theta, idx)
-        common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
-        return (
-            count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
-            .cpu()
-            .numpy()
-        )
+        return self._select(x, theta, n0, dict(idx=idx, seed=seed, batch_size=self.batch_size)).cpu().numpy()
+
+    def _select(self, x, theta, n0: int, common: dict) -> torch.Tensor:
+        """Counts of the n0 draws of the selection stream (prepared x and theta)."""
+        return count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
 
     def predict(
         self, x, theta, *, n: int = 100_000, alpha: float = 0.001, seed: int = 0, idx=None
