@@ -3,18 +3,18 @@
 The public API, one import per step of the pipeline: noise -> certify -> optimise -> memory -> metrics.
 """
 
-from .api import RunSummary, certify_dataset, verify_run
-from .config import CertifyConfig
+from .core.memory import CertificateMemory, MemoryDecision
+from .core.metrics import average_certified_radius, certified_accuracy
+from .core.noise import Gaussian, NoiseFamily, Uniform, get_noise
+from .core.optimise import OptimiseResult, optimise_sigma, optimise_theta
+from .core.regions import Region
+from .core.smooth import ABSTAIN, CertifyResult, Smoothed
+from .core.verify import VerifyReport, verify_regions
 from .data import Dataset, load_data, select_indices
 from .errors import AnisocertError
-from .memory import CertificateMemory, MemoryDecision
-from .metrics import average_certified_radius, certified_accuracy
 from .models import LoadedModel, create_model, list_models, load_model
-from .noise import Gaussian, NoiseFamily, Uniform, get_noise
-from .optimise import OptimiseResult, optimise_sigma, optimise_theta
-from .regions import Region
-from .smooth import ABSTAIN, CertifyResult, Smoothed
-from .verify import VerifyReport, verify_regions
+from .run.config import CertifyConfig
+from .run.runner import RunSummary, certify_dataset, verify_run
 
 __version__ = "0.1.0"
 

@@ -151,8 +151,8 @@ then certifies with them (or --reuse OUT from another run directory).
 
 def _execute(options: dict, *, optimise_only: bool) -> None:
     """Build the config from the command-line options (named as its fields) and run it."""
-    from ..api import certify_dataset
-    from ..config import CertifyConfig
+    from ..run.config import CertifyConfig
+    from ..run.runner import certify_dataset
 
     o = dict(options)
     out, progress = o.pop("out"), o.pop("progress")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import CertifyConfig
+from ..run.config import CertifyConfig
 from ..train import OBJECTIVES
 
 if TYPE_CHECKING:

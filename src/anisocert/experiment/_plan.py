@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from ..config import CertifyConfig
+from ..core.noise import get_noise
 from ..errors import InvalidParameterError, RunStoreError, UnknownNameError
-from ..noise import get_noise
+from ..run.config import CertifyConfig
 from ..train import TrainConfig
 from ._estimate import _duration, estimate_plan, format_plan
 from ._presets import get_preset
@@ -88,14 +88,14 @@ class Step:
                 )
             )
         elif self.kind == "certify":
-            from ..api import certify_dataset
+            from ..run.runner import certify_dataset
 
             summary = certify_dataset(self.certify, self.output, progress=progress, command=command)
             log(summary.text())
             marker = {"config_hash": self.certify.result_hash(), "step": self.name}
             (self.output / "experiment-step.json").write_text(json.dumps(marker, indent=2) + "\n")
         else:
-            from ..report import load_results, write_report
+            from ..viz.report import load_results, write_report
 
             results = [load_results(r) for r in self.runs]
             write_report(results, self.output, grid=self.grid)
@@ -258,7 +258,7 @@ def run_experiment(
         summary.listing = format_plan(estimates, device=_describe(resolve_device(device)), throughput=rates)
         log(summary.listing)
         return summary
-    from ..plots import check_out_dir
+    from ..viz.plots import check_out_dir
 
     out = check_out_dir(out)
     if data_root is not None and not Path(data_root).is_dir():

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812 (the usual name)
 
-from ..noise import get_noise
+from ..core.noise import get_noise
 
 if TYPE_CHECKING:
     from ._config import TrainConfig

@@ -3,7 +3,7 @@
 A run is a ``Results``: one array per TSV column (one entry per evaluated input) and free-form metadata.
 Cohen's logs (``idx label predict radius correct time``) and ANCER's (``... radius radius_proxy correct
 min_sigma time``) are both read; ``radius_proxy`` defaults to ``radius``. Metrics come from
-``anisocert.metrics`` at full precision; only the rendered text is rounded.
+``anisocert.core.metrics`` at full precision; only the rendered text is rounded.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataLoadError, InvalidParameterError, RunStoreError
-from .metrics import average_certified_radius, certified_accuracy, resolve_grid
+from ..core.metrics import average_certified_radius, certified_accuracy, resolve_grid
+from ..errors import DataLoadError, InvalidParameterError, RunStoreError
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -243,7 +243,7 @@ def load_results(path: str | os.PathLike, *, name: str | None = None) -> Results
 
 def _from_store(run_dir: Path) -> Results:
     """The certify.tsv view and run.json meta of a run, computed from its store opened read-only."""
-    from .store import RunStore
+    from ..run.store import RunStore
 
     store = RunStore.read(run_dir)
     try:

@@ -14,19 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _checks
+from .. import _checks
+from ..core.ancer import certify_with_fallback, optimise_sigma_x, optimise_theta_x
+from ..core.noise import get_noise
+from ..core.smooth import ABSTAIN, CertifyResult, Smoothed
+from ..errors import InputError
 from .config import CertifyConfig
-from .errors import InputError
-from .noise import get_noise
 from .reuse import Reused, load_reused
-from .smooth import (
-    ABSTAIN,
-    CertifyResult,
-    Smoothed,
-    certificate_from_counts,
-    predicted_radius,
-    theta_summary,
-)
 from .store import MemoryRecord, Record, RunStore, versions
 
 __all__ = ["certify_dataset", "ChunkWorker", "RunSummary", "check_model_fits"]
@@ -96,8 +90,8 @@ def certify_dataset(
         raise InputError("optimize chooses noise per input: use --method isotropic or ancer")
     from contextlib import nullcontext
 
-    from .data import load_data, select_indices
-    from .models import load_model
+    from ..data import load_data, select_indices
+    from ..models import load_model
 
     distributed = config.workers > 1 or bool(config.ray_address)
     if distributed:  # fail before loading anything when Ray is missing or the address is dead
@@ -242,71 +236,50 @@ class ChunkWorker:
 
     def optimise(self, idx: list[int], x: torch.Tensor) -> list[OptimisedRow]:
         """sigma_x (DDRS), then theta_x for ancer; a sigma_x reused from --reuse is not recomputed."""
-        from .optimise import optimise_sigma, optimise_theta
-
         c, B = self.config, len(idx)
         partial = self.reused.partial(idx, {})
         sigma = np.array([partial[i][0] if i in partial else np.nan for i in idx])
         sigma_time = np.array([partial[i][2] if i in partial else 0.0 for i in idx])
         need = [k for k, i in enumerate(idx) if i not in partial]
-        common = dict(seed=c.seed, outputs=c.outputs, batch_size=c.batch_size)
+        common = dict(outputs=c.outputs, batch_size=c.batch_size)
         if need:
             t0 = time.perf_counter()
-            found = optimise_sigma(
+            sigma[need] = optimise_sigma_x(
                 self.model,
                 self.noise,
                 x[need],
+                [idx[k] for k in need],
                 c.sigma,
-                iterations=c.iso_iterations,
-                lr=c.iso_lr,
-                samples=c.iso_samples,
-                method=c.iso_method,
-                idx=[idx[k] for k in need],
-                sigma_min=c.iso_sigma_min,
-                sigma_max=c.iso_sigma_max,
-                grid_points=c.iso_grid_points,
-                refine_steps=c.iso_refine_steps,
-                certify_n=c.n,
-                certify_alpha=c.alpha,  # not alpha/2 of the fallback: --reuse across methods must agree
+                c.sigma_search,
+                c.budget,
                 **common,
-            ).sigma
-            sigma[need] = found.detach().double().cpu().numpy()
+            )
             sigma_time[need] = (time.perf_counter() - t0) / len(need)
         thetas, theta_time = [None] * B, 0.0
         if c.method == "ancer":
             t1 = time.perf_counter()
-            theta = optimise_theta(
-                self.model,
-                self.noise,
-                x,
-                torch.as_tensor(sigma, dtype=x.dtype, device=x.device),
-                iterations=c.ancer_iterations,
-                lr=c.ancer_lr,
-                samples=c.ancer_samples,
-                kappa=c.kappa,
-                tol=c.ancer_tol,
-                patience=c.ancer_patience,
-                idx=idx,
-                **common,
-            ).theta
-            thetas = list(theta.detach().reshape(B, -1).float().cpu().numpy())
+            theta = optimise_theta_x(self.model, self.noise, x, idx, sigma, c.theta_search, c.seed, **common)
+            thetas = list(theta.reshape(B, -1))
             theta_time = (time.perf_counter() - t1) / B
         return [(i, float(sigma[k]), thetas[k], float(sigma_time[k]), theta_time) for k, i in enumerate(idx)]
 
     # -- certification ---------------------------------------------------------------------------
     def certify(self, chunk: list[int], x: torch.Tensor, known: dict) -> list[Record]:
+        """Certify with fresh draws: sigma (fixed or sigma_x) alone, or the ANCER steps 3-4 (core/ancer.py)."""
         c = self.config
         labels = self.dataset.labels[np.asarray(chunk)]
         sigma, theta, opt_time = self.noise_scales(chunk, x, known)
         t0 = time.perf_counter()
-        iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
-        kw = dict(n0=c.n0, n=c.n, alpha=c.effective_alpha, seed=c.seed, idx=chunk, early_stop=c.early_stop)
-        if theta is not None and c.fallback == "select":
-            use, fallback = self._selected(
-                chunk, x, iso_theta, torch.as_tensor(theta, device=self.device), kw
+        if theta is None:
+            iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
+            use = self.smoothed.certify(
+                x, iso_theta, n0=c.n0, n=c.n, alpha=c.alpha, seed=c.seed, idx=chunk, early_stop=c.early_stop
             )
+            fallback = np.zeros(len(chunk), dtype=bool)
         else:
-            use, fallback = self._certify_then_compare(chunk, x, iso_theta, theta, kw)
+            use, fallback = certify_with_fallback(
+                self.smoothed, x, chunk, sigma, theta, c.budget, c.fallback, self._iso_known()
+            )
         elapsed = (time.perf_counter() - t0) / len(chunk)
         return [
             _record(
@@ -323,99 +296,12 @@ class ChunkWorker:
             for k, i in enumerate(chunk)
         ]
 
-    def _certify_then_compare(self, chunk, x, iso_theta, theta, kw) -> tuple[CertifyResult, np.ndarray]:
-        """The isotropic certificate (and, for ancer with fallback 'both' or 'off', the anisotropic one);
-        with both, the anisotropic one is reported only where its radius reaches the isotropic one (it
-        then contains it). Returns (what is reported, where the isotropic one was the larger)."""
-        iso = aniso = None
-        if theta is None or self.config.fallback == "both":
-            iso = self._isotropic(chunk, x, iso_theta, kw)
-        if theta is None:
-            return iso, np.zeros(len(chunk), dtype=bool)
-        # With the early stop the anisotropic draws end as soon as it cannot reach the isotropic radius:
-        # the same choice, and most of its draws saved where the isotropic certificate is the larger.
-        settle = iso.radius if iso is not None and kw["early_stop"] else None
-        theta_t = torch.as_tensor(theta, device=self.device)
-        aniso = self.smoothed.certify(x, theta_t, settle_radius=settle, keep_ties=True, **kw)
-        if iso is None:
-            return aniso, np.zeros(len(chunk), dtype=bool)
-        fallback = aniso.radius < iso.radius
-        return _rows_where(fallback, iso, aniso), fallback
-
-    def _selected(self, chunk, x, iso_theta, theta, kw) -> tuple[CertifyResult, np.ndarray]:
-        """Fallback 'select': the n0 selection draws, taken at sigma_x and at theta_x, forecast both
-        radii (smooth.predicted_radius); only the larger forecast is certified, with its own fresh
-        draws at alpha. The choice, like theta_x itself, never sees the draws of the bound: sound."""
-        sel = dict(n0=kw["n0"], seed=kw["seed"], idx=chunk)
-        iso_select = self.smoothed.selection_counts(x, iso_theta, **sel)
-        aniso_select = self.smoothed.selection_counts(x, theta, **sel)
-        n, alpha = kw["n"], kw["alpha"]
-        forecast_iso = predicted_radius(self.noise, iso_select, n, alpha, iso_theta.double().cpu().numpy())
-        min_theta = theta.reshape(len(chunk), -1).min(dim=1).values.double().cpu().numpy()
-        forecast_aniso = predicted_radius(self.noise, aniso_select, n, alpha, min_theta)
-        # ties go to theta_x (at an equal radius its region contains the isotropic ball); where theta_x
-        # is forecast to abstain, the isotropic noise is certified
-        fallback = (forecast_aniso < forecast_iso) | (forecast_aniso == 0)
-        parts = []
-        iso_k, aniso_k = np.flatnonzero(fallback), np.flatnonzero(~fallback)
-        if len(iso_k):
-            sub, rows = [chunk[k] for k in iso_k], torch.as_tensor(iso_k, device=x.device)
-            parts.append((iso_k, self._isotropic(sub, x[rows], iso_theta[rows], kw, iso_select[iso_k])))
-        if len(aniso_k):
-            rows = torch.as_tensor(aniso_k, device=x.device)
-            kw_a = {**kw, "idx": [chunk[k] for k in aniso_k], "select_counts": aniso_select[aniso_k]}
-            parts.append((aniso_k, self.smoothed.certify(x[rows], theta[rows], **kw_a)))
-        return _combine(len(chunk), parts), fallback
-
-    def _isotropic(self, chunk, x, iso_theta, kw, select_counts=None) -> CertifyResult:
-        """The isotropic certificates of the chunk; those of a reused isotropic run come from its counts.
-        select_counts: the chunk's selection draws at sigma_x, when already drawn."""
-        reused = [
-            k for k, i in enumerate(chunk) if i in self.reused.iso_records and self.config.method == "ancer"
-        ]
-        fresh = [k for k in range(len(chunk)) if k not in reused]
-        parts = []
-        if fresh:
-            kw = {**kw, "idx": [chunk[k] for k in fresh]}
-            if select_counts is not None:
-                kw["select_counts"] = select_counts[fresh]
-            parts.append((fresh, self.smoothed.certify(x[fresh], iso_theta[fresh], **kw)))
-        if reused:
-            records = [self.reused.iso_records[chunk[k]] for k in reused]
-            # theta's summary exactly as a fresh certificate computes it (bit-identical records)
-            shape = (len(reused), *x.shape[1:])
-            expanded = iso_theta[reused].reshape(-1, *([1] * (x.ndim - 1))).expand(shape)
-            min_theta, geo_theta = theta_summary(expanded, len(reused))
-            counts = np.array([r.counts for r in records])
-            cA = np.array([r.predict if r.predict >= 0 else int(np.argmax(r.counts)) for r in records])
-            result = certificate_from_counts(
-                self.noise, cA, np.zeros_like(counts), counts, kw["n"], kw["alpha"], min_theta, geo_theta
-            )
-            parts.append((reused, result))
-        return _combine(len(chunk), parts)
-
-
-def _rows_where(mask: np.ndarray, first: CertifyResult, second: CertifyResult) -> CertifyResult:
-    """Row k of first where mask[k], else row k of second (results for the same B inputs)."""
-    out = {}
-    for name in CertifyResult.__dataclass_fields__:
-        a, b = getattr(first, name), getattr(second, name)
-        out[name] = np.where(mask.reshape(-1, *([1] * (a.ndim - 1))), a, b)
-    return CertifyResult(**out)
-
-
-def _combine(B: int, parts) -> CertifyResult:
-    """One CertifyResult for B inputs from results of subsets [(positions, result), ...]."""
-    if len(parts) == 1 and len(parts[0][0]) == B:
-        return parts[0][1]
-    out = {}
-    for name in CertifyResult.__dataclass_fields__:
-        first = getattr(parts[0][1], name)
-        values = np.zeros((B, *first.shape[1:]), dtype=first.dtype)
-        for positions, result in parts:
-            values[positions] = getattr(result, name)
-        out[name] = values
-    return CertifyResult(**out)
+    def _iso_known(self) -> dict:
+        """{idx: (cA, counts)} of a reused isotropic run: its fresh counts at sigma_x, not drawn again."""
+        return {
+            i: (r.predict if r.predict >= 0 else int(np.argmax(r.counts)), np.asarray(r.counts))
+            for i, r in self.reused.iso_records.items()
+        }
 
 
 class _MemoryCertifier:
@@ -432,7 +318,7 @@ class _MemoryCertifier:
 
         On the first call the memory is rebuilt by replaying the stored (reported) regions.
         """
-        from .memory import CertificateMemory
+        from ..core.memory import CertificateMemory
 
         dim = int(np.prod(self.dataset.input_shape))
         if self.memory is None:
@@ -580,8 +466,8 @@ class VerifyOutcome:
 def verify_run(run_dir, *, dataset=None, raw: bool = True) -> VerifyOutcome:
     """Check independently, over all pairs, that no two reported regions with different predictions
     intersect (verify.py shares no code path with memory.py). Also checks the raw certificates."""
-    from .data import load_data
-    from .verify import verify_regions
+    from ..core.verify import verify_regions
+    from ..data import load_data
 
     store = RunStore.read(run_dir)
     try:

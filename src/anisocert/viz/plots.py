@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidParameterError
-from .metrics import certified_accuracy, fine_grid
+from ..core.metrics import certified_accuracy, fine_grid
+from ..errors import InvalidParameterError
 
 __all__ = [
     "COLUMN_FIGSIZE",
@@ -238,7 +238,7 @@ def runtime_summary(results):
     input - that of the reference), where the reference is the first fixed run, else the first run
     ("-" for the reference itself and when the run is not slower).
     """
-    from .metrics import average_certified_radius
+    from ..core.metrics import average_certified_radius
     from .report import Table
 
     results = list(results)
