@@ -10,7 +10,7 @@ from anisocert._selftest_sequential import (
     seq_problem,
     simulated_false_rate,
 )
-from anisocert.sequential import LookSchedule
+from anisocert.core.sequential import LookSchedule
 
 T, N, ALPHA = 20_000, 10_000, 0.05
 

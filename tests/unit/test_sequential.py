@@ -6,11 +6,10 @@ import torch
 from scipy.stats import beta, norm
 from statsmodels.stats.proportion import proportion_confint
 
-from anisocert.bounds import pA_lower
-from anisocert.errors import InvalidParameterError, UnknownNameError
-from anisocert.noise import get_noise
-from anisocert.sampling import Phase, count_predictions
-from anisocert.sequential import (
+from anisocert.core.bounds import pA_lower
+from anisocert.core.noise import get_noise
+from anisocert.core.sampling import Phase, count_predictions
+from anisocert.core.sequential import (
     LookSchedule,
     binomial_draws,
     grid_level,
@@ -19,7 +18,8 @@ from anisocert.sequential import (
     run_looks,
     settled,
 )
-from anisocert.smooth import Smoothed
+from anisocert.core.smooth import Smoothed
+from anisocert.errors import InvalidParameterError, UnknownNameError
 from tests.linear import Linear2
 
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import beta
 
+from ..errors import InvalidParameterError
 from .bounds import pA_lower
-from .errors import InvalidParameterError
 from .noise import NoiseFamily
 from .sampling import BLOCK
 
