@@ -113,6 +113,16 @@ def certify(
     early_stop: Annotated[
         bool, Opt(help="stop an input's draws once its outcome is settled (abstain; ancer fallback)")
     ] = True,
+    radii: Annotated[
+        str | None,
+        Opt(
+            help="sequential certification for these radii (e.g. 0.25,0.5,0.75,1.0): draws in rounds, each "
+            "input stops once its place on the grid is settled (sound at --alpha; see docs/soundness.md)"
+        ),
+    ] = None,
+    radii_on: Annotated[
+        str, Opt(help="ancer: the --radii grid is on the radius (min theta * gap) or on the proxy radius")
+    ] = "radius",
     reuse: Annotated[
         Path | None,
         Opt(

@@ -13,8 +13,7 @@ from .bounds import top_two_pvalue
 from .noise import NoiseFamily, get_noise
 from .sampling import Phase, count_predictions
 from .sequential import LookSchedule, parse_radii, run_looks
-
-RADII_ON = ("radius", "proxy")  # what sequential certification's grid is on
+from .settings import RADII_ON
 
 __all__ = [
     "ABSTAIN",
@@ -50,10 +49,12 @@ class CertifyResult:
     geo_mean_theta: np.ndarray
     counts_select: np.ndarray  # (B, C) the n0 selection draws
     counts: np.ndarray  # (B, C) the fresh estimation draws (rows sum to n unless stopped early)
+    draws: np.ndarray  # (B,) estimation draws spent on the input (ancer 'both': of both certificates)
 
     @property
     def drawn(self) -> np.ndarray:
-        """Estimation draws made per input: n, or fewer where the early stop settled the outcome."""
+        """Estimation draws behind this certificate: n, or fewer where an early or sequential stop
+        settled the outcome."""
         return self.counts.sum(axis=1)
 
 
@@ -288,6 +289,7 @@ def certificate_from_counts(
         geo_mean_theta=geo_theta,
         counts_select=np.asarray(counts_select),
         counts=np.asarray(counts),
+        draws=np.asarray(counts).sum(axis=1),
     )
 
 

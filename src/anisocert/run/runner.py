@@ -273,7 +273,15 @@ class ChunkWorker:
         if theta is None:
             iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
             use = self.smoothed.certify(
-                x, iso_theta, n0=c.n0, n=c.n, alpha=c.alpha, seed=c.seed, idx=chunk, early_stop=c.early_stop
+                x,
+                iso_theta,
+                n0=c.n0,
+                n=c.n,
+                alpha=c.alpha,
+                seed=c.seed,
+                idx=chunk,
+                early_stop=c.early_stop,
+                radii=c.radii,
             )
             fallback = np.zeros(len(chunk), dtype=bool)
         else:
@@ -389,6 +397,7 @@ def _record(idx, label, res: CertifyResult, k, sigma, theta, fallback, elapsed, 
         theta=theta,
         fallback=fallback,
         opt_time=float(opt_time),
+        draws=int(res.draws[k]),
     )
 
 

@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS records (
     idx INTEGER PRIMARY KEY, label INTEGER NOT NULL, predict INTEGER NOT NULL, radius REAL NOT NULL,
     radius_proxy REAL NOT NULL, correct INTEGER NOT NULL, min_sigma REAL NOT NULL, time REAL NOT NULL,
     pA_lower REAL NOT NULL, gap REAL NOT NULL, counts TEXT NOT NULL, sigma REAL NOT NULL,
-    theta BLOB, fallback INTEGER NOT NULL DEFAULT 0, opt_time REAL NOT NULL DEFAULT 0);
+    theta BLOB, fallback INTEGER NOT NULL DEFAULT 0, opt_time REAL NOT NULL DEFAULT 0, draws INTEGER);
 CREATE TABLE IF NOT EXISTS memory (
     seq INTEGER PRIMARY KEY, idx INTEGER NOT NULL UNIQUE, predict INTEGER NOT NULL, gap REAL NOT NULL,
     radius REAL NOT NULL, radius_proxy REAL NOT NULL, correct INTEGER NOT NULL, status TEXT NOT NULL,
@@ -68,6 +68,12 @@ class Record:
     theta: np.ndarray | None = None
     fallback: int = 0  # 1: the isotropic certificate reported (both: it was larger; select: forecast larger)
     opt_time: float = 0.0
+    # estimation draws spent on the input (ancer 'both': of both certificates); None: sum of counts
+    draws: int | None = None
+
+    @property
+    def draws_spent(self) -> int:
+        return int(sum(self.counts)) if self.draws is None else int(self.draws)
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,9 @@ class RunStore:
             with store._saving("the resumed run"):
                 store.db.execute("PRAGMA journal_mode=WAL")
                 store.db.execute("PRAGMA synchronous=NORMAL")
+                columns = {row[1] for row in store.db.execute("PRAGMA table_info(records)")}
+                if "draws" not in columns:  # a store made before the draws column
+                    store.db.execute("ALTER TABLE records ADD COLUMN draws INTEGER")
             return store
         run_dir.mkdir(parents=True, exist_ok=True)
         store = cls(run_dir, _open_for_writing(path), config)
@@ -262,7 +271,7 @@ class RunStore:
         """Commit a batch of raw certificates in one transaction."""
         with self._saving(f"the certificates of {len(records)} inputs"):
             self.db.executemany(
-                "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         r.idx,
@@ -280,6 +289,7 @@ class RunStore:
                         _blob(r.theta),
                         r.fallback,
                         r.opt_time,
+                        r.draws,
                     )
                     for r in records
                 ],
@@ -307,6 +317,7 @@ class RunStore:
                 theta=_unblob(r[12]),
                 fallback=r[13],
                 opt_time=r[14],
+                draws=r[15] if len(r) > 15 else None,
             )
             for r in rows
         ]
@@ -355,7 +366,7 @@ class RunStore:
         computed from the stored records (report reads a run directory through these, never the files)."""
         records = {r.idx: r for r in self.records()}
         memory = {m.idx: m for m in self.memory_records()}
-        extra = ("pA_lower", "gap", "method", "fallback", "opt_time", "memory_status")
+        extra = ("pA_lower", "gap", "method", "fallback", "opt_time", "memory_status", "draws")
         header = "\t".join(TSV_COLUMNS + extra)
         method = self.config.method
 
@@ -384,6 +395,7 @@ class RunStore:
                 r.fallback,
                 repr(float(r.opt_time)),
                 status,
+                r.draws_spent,
             )
             return "\t".join(map(str, values))
 
@@ -416,6 +428,9 @@ class RunStore:
             "fallbacks": sum(r.fallback for r in records),
             "memory_changed": sum(m.status in ("shrunk", "abstain_inside", "adopted") for m in memory),
             "memory_processed": len(memory),
+            "mean_draws": float(np.mean([r.draws_spent for r in records])) if records else 0.0,
+            "mean_time": float(np.mean([r.time for r in records])) if records else 0.0,
+            **({"looks": self.config.schedule.to_dict()} if self.config.radii is not None else {}),
         }
 
 
