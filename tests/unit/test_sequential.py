@@ -24,11 +24,12 @@ from tests.linear import Linear2
 
 
 def test_geometric_schedule_spends_at_most_alpha():
-    s = LookSchedule.geometric(100_000, 0.001)
+    s = LookSchedule.geometric(100_000, 0.001, ratio=2.0)
     assert s.looks == (200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 100_000)
     assert sum(s.alphas) <= 0.001 and sum(s.alphas) > 0.001 * (1 - 1e-9)
     assert s.alphas[-1] == pytest.approx(0.0005) and len(set(s.alphas[:-1])) == 1
     assert LookSchedule.geometric(150, 0.01).looks == (150,)  # one look: all of alpha
+    assert LookSchedule.geometric(3000, 0.01).looks == (200, 300, 400, 600, 1000, 1500, 2200, 3000)
     assert LookSchedule.geometric(1000, 0.01, first=300, ratio=1.5).looks == (300, 400, 600, 1000)
 
 
@@ -63,7 +64,7 @@ def test_parse_radii_and_grid_level():
 
 def test_stop_rule_certain_inputs_stop_early_and_unsure_ones_draw_all():
     g, grid = get_noise("gaussian"), parse_radii("0.25,0.5")
-    s = LookSchedule.geometric(10_000, 0.001)
+    s = LookSchedule.geometric(10_000, 0.001, ratio=2.0)
     # all 200 draws agree: radius 0.5 (pA_lower >= Phi(2)) is not reached yet at 200 draws
     assert not settled(g, [200], 0, s, 0.25, grid)[0]
     assert settled(g, [1600], 3, s, 0.25, grid)[0]  # 1,600 agreeing draws certify 0.5, the top
@@ -77,7 +78,9 @@ def test_stop_rule_certain_inputs_stop_early_and_unsure_ones_draw_all():
 def test_run_looks_reports_the_stopping_look_and_its_alpha():
     g, grid = get_noise("gaussian"), parse_radii("0.25,0.5")
     s = LookSchedule.geometric(10_000, 0.001)
-    res = run_looks(binomial_draws([1.0, 0.3, 0.5], np.random.default_rng(0)), [0, 0, 0], 2, g, s, 0.25, grid)
+    # certain, certain to abstain, and just above radius 0.25 (pA = Phi(1) + 0.004): undecided to the end
+    pA = [1.0, 0.3, norm.cdf(1.0) + 0.004]
+    res = run_looks(binomial_draws(pA, np.random.default_rng(0)), [0, 0, 0], 2, g, s, 0.25, grid)
     assert res.counts.sum(axis=1).tolist() == res.n.tolist()
     assert res.n[0] < 10_000 and res.n[1] == 200 and res.n[2] == 10_000
     assert res.alpha.tolist() == [s.alphas[k] for k in res.stop]

@@ -8,14 +8,14 @@ sum_k alpha_k <= alpha (union bound over the K looks; each look's bound is exact
 Outside that event the bound is below pA at *every* look, so also at the look where the input stops,
 however that look was chosen (by the upper bound, by the lower bound, by anything the draws say). The
 stopping rule therefore only decides how many draws are spent, never the guarantee, and the upper bound
-that helps decide needs no level of its own (it is taken at alpha_k for convenience: a wider upper bound
-only stops later). The reported certificate is the one the lower bound at the stopping look gives, at
-full precision.
+that helps decide needs no level of its own: its level ``stop_alpha`` trades draws against the chance
+of stopping an input that a later look would have certified one grid radius higher. The reported
+certificate is the one the lower bound at the stopping look gives, at full precision.
 
 The grid is {0} plus the user's radii. An input's certified level is the largest grid index its
-certificate reaches (-1: abstain); its reachable level is the largest one any later look could still
-certify if pA were at the current upper bound (and never above the all-draws-agree ceiling of a later
-look). It stops once certified >= reachable, or at the last look.
+certificate reaches (-1: abstain); its reachable level is the largest one the lower bound of a later
+look would reach if that look's hit rate were the current upper bound (all hits: the ceiling
+alpha_j^(1/n_j)). It stops once certified >= reachable, or at the last look.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ __all__ = [
 ]
 
 FIRST_LOOK = 200  # draws at the first look (a multiple of BLOCK)
-RATIO = 2.0  # growth of the looks
+RATIO = 1.5  # growth of the looks
 FINAL_SHARE = 0.5  # share of alpha spent at the last look (n draws); the others share the rest equally
+STOP_ALPHA = 0.01  # level of the upper bound that stops inputs short of a grid radius (not a soundness level)
 _SAFE = 1.0 - 1e-12  # shrinks every alpha_k so that their floating-point sum never exceeds alpha
 
 
@@ -74,6 +75,7 @@ class LookSchedule:
     looks: tuple[int, ...]
     alphas: tuple[float, ...]
     alpha: float
+    stop_alpha: float = STOP_ALPHA
 
     def __post_init__(self):
         looks, alphas = tuple(int(v) for v in self.looks), tuple(float(a) for a in self.alphas)
@@ -97,6 +99,7 @@ class LookSchedule:
         first: int = FIRST_LOOK,
         ratio: float = RATIO,
         final_share: float = FINAL_SHARE,
+        stop_alpha: float = STOP_ALPHA,
     ) -> LookSchedule:
         """Looks first, first * ratio, ... (rounded down to multiples of BLOCK), then n; the last look
         gets final_share * alpha and the others share the rest equally (one look: all of alpha)."""
@@ -114,14 +117,19 @@ class LookSchedule:
             size *= ratio
         looks.append(int(n))
         if len(looks) == 1:
-            return cls((int(n),), (alpha * _SAFE,), alpha)
+            return cls((int(n),), (alpha * _SAFE,), alpha, stop_alpha)
         early = alpha * (1 - final_share) / (len(looks) - 1)
         alphas = [early * _SAFE] * (len(looks) - 1) + [alpha * final_share * _SAFE]
-        return cls(tuple(looks), tuple(alphas), alpha)
+        return cls(tuple(looks), tuple(alphas), alpha, stop_alpha)
 
     def to_dict(self) -> dict:
         """What run.json records: the looks and the level of each."""
-        return {"looks": list(self.looks), "alphas": list(self.alphas), "alpha": self.alpha}
+        return {
+            "looks": list(self.looks),
+            "alphas": list(self.alphas),
+            "alpha": self.alpha,
+            "stop_alpha": self.stop_alpha,
+        }
 
 
 def parse_radii(radii) -> np.ndarray:
@@ -154,9 +162,10 @@ def settled(noise: NoiseFamily, nA, look: int, schedule: LookSchedule, scale, gr
     if look == len(schedule.looks) - 1:
         return np.ones(nA.shape, dtype=bool)
     drawn, alpha_k = schedule.looks[look], schedule.alphas[look]
+    upper = pA_upper(nA, drawn, schedule.stop_alpha)
+    # the best bound a later look can give if its hit rate is the upper bound (all hits: the ceiling)
     later = zip(schedule.looks[look + 1 :], schedule.alphas[look + 1 :])
-    ceiling = max(a ** (1.0 / m) for m, a in later)  # pA_lower when all later draws agree
-    best = np.minimum(pA_upper(nA, drawn, alpha_k), ceiling)
+    best = np.max([pA_lower(upper * m, m, a) for m, a in later], axis=0)
     certified = grid_level(noise, pA_lower(nA, drawn, alpha_k), scale, grid)
     reachable = grid_level(noise, best, scale, grid)
     return (certified >= reachable) | (reachable <= floor)
