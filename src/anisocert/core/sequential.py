@@ -47,7 +47,7 @@ __all__ = [
 
 FIRST_LOOK = 200  # draws at the first look (a multiple of BLOCK)
 RATIO = 1.5  # growth of the looks
-FINAL_SHARE = 0.5  # share of alpha spent at the last look (n draws); the others share the rest equally
+FINAL_SHARE = 0.8  # share of alpha spent at the last look (n draws); the others share the rest equally
 STOP_ALPHA = 0.01  # level of the upper bound that stops inputs short of a grid radius (not a soundness level)
 _SAFE = 1.0 - 1e-12  # shrinks every alpha_k so that their floating-point sum never exceeds alpha
 
