@@ -221,9 +221,14 @@ def test_proxy_and_side_by_side(tmp_path):
     np.testing.assert_allclose(proxy.values[0], [3, 1 / 3, 1 / 3, (0.4996123456789 + 1.25) / 3, 3.4 / 3])
     side = side_by_side_table([run, _tiny()])
     np.testing.assert_allclose(
-        side.values[0], [3, (0.4996123456789 + 1.25) / 3, 3.4 / 3, 2 / 3, 4.0, 86406.5 / 3]
+        side.values[0, :6], [3, (0.4996123456789 + 1.25) / 3, 3.4 / 3, 2 / 3, 4.0, 86406.5 / 3]
     )
     assert np.isnan(side.values[1, 3]) and np.isnan(side.values[1, 4]) and side.values[1, 5] == 2.5
+    assert np.isnan(side.values[0, 6])  # no draws column
+    (tmp_path / "d.tsv").write_text(
+        "idx\tlabel\tpredict\tradius\tcorrect\ttime\tdraws\n0\t1\t1\t0.5\t1\t1.0\t300\n1\t1\t1\t0.5\t1\t1.0\t1000\n"
+    )
+    assert side_by_side_table([read_tsv(tmp_path / "d.tsv")]).values[0, 6] == 650
     assert "| a.tsv | 3 |" in to_markdown(side)
 
 

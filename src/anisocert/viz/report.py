@@ -313,7 +313,8 @@ def summary_table(results: Sequence[Results], grid, *, proxy: bool = False) -> T
 
 
 def _side_by_side_row(run: Results) -> list[float]:
-    """n, ACR, ACR proxy, fraction changed by memory, median optimisation time, mean certification time."""
+    """n, ACR, ACR proxy, fraction changed by memory, median optimisation time, mean certification time,
+    mean estimation draws (NaN for a TSV without the draws column)."""
     nan = math.nan
     if "memory_status" in run.columns:
         changed = float(np.mean(np.isin(run.columns["memory_status"].astype(str), MEMORY_CHANGED)))
@@ -330,25 +331,36 @@ def _side_by_side_row(run: Results) -> list[float]:
         changed,
         opt_time,
         float(np.mean(run.columns["time"])),
+        float(np.mean(run.columns["draws"])) if "draws" in run.columns else nan,
     ]
 
 
 def side_by_side_table(results: Sequence[Results]) -> Table:
-    """Per run: n, ACR, ACR proxy, share changed by memory, median optimisation and mean certification time.
+    """Per run: n, ACR, ACR proxy, share changed by memory, median optimisation and mean certification time,
+    mean estimation draws.
 
     The memory fraction comes from a ``memory_status`` column (share of records shrunk, abstained inside a foreign region or adopted), else
     meta["memory_changed"]; the optimisation time from an ``opt_time`` column (median, seconds), else
-    meta["opt_time"]; certification time is the mean of the ``time`` column (seconds per input).
+    meta["opt_time"]; certification time is the mean of the ``time`` column (seconds per input); draws the
+    mean of the ``draws`` column (estimation draws per input; sequential runs spend fewer than N).
     """
-    columns = ["n", "ACR", "ACR proxy", "memory changed", "opt time (s, median)", "cert time (s/input)"]
+    columns = [
+        "n",
+        "ACR",
+        "ACR proxy",
+        "memory changed",
+        "opt time (s, median)",
+        "cert time (s/input)",
+        "draws (mean/input)",
+    ]
     return Table(
         rows=[run.name for run in results],
         columns=columns,
         values=np.array([_side_by_side_row(run) for run in results], dtype=np.float64).reshape(
             -1, len(columns)
         ),
-        formats=["d", ".3f", ".3f", ".3f", ".3g", ".3g"],
-        best=[None, "max", "max", None, None, None],
+        formats=["d", ".3f", ".3f", ".3f", ".3g", ".3g", ".0f"],
+        best=[None, "max", "max", None, None, None, None],
         caption="Side by side: average certified radius and proxy radius, share of certificates changed by "
         "memory, and time per input.",
     )
