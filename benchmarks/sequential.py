@@ -71,7 +71,7 @@ def compare(fixed_dirs: list[str], seq_dirs: list[str], label: str) -> str:
     stops = np.array([seq[i].draws_spent for i in idx])
     at_n = int(np.sum(stops == n))
     summary = (
-        f"{label}: {len(idx)} inputs, N = {n:,}, alpha = {seq_config.alpha:g}, grid {list(grid)}; "
+        f"{label}: {len(idx)} inputs, N = {n:,}, alpha = {seq_config.alpha:g}, grid {[float(g) for g in grid]}; "
         f"{at_n} inputs drew all N; looks {json.dumps(seq_config.schedule.to_dict()['looks'])}; "
         f"fixed-N config {fixed_config.method} {fixed_config.noise} sigma={fixed_config.sigma}"
     )
