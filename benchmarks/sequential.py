@@ -43,11 +43,11 @@ def _level_counts(records: dict, idx: list[int], grid: np.ndarray) -> np.ndarray
 
 def _below(fixed: dict, seq: dict, idx: list[int], grid: np.ndarray) -> np.ndarray:
     """Per grid radius, inputs the fixed-N run certifies there and the sequential run does not."""
-    out = []
-    for r in grid:
-        at = lambda rec: rec.correct == 1 and rec.predict >= 0 and rec.radius >= r  # noqa: E731
-        out.append(sum(at(fixed[i]) and not at(seq[i]) for i in idx))
-    return np.array(out)
+
+    def at(rec, r: float) -> bool:
+        return rec.correct == 1 and rec.predict >= 0 and rec.radius >= r
+
+    return np.array([sum(at(fixed[i], r) and not at(seq[i], r) for i in idx) for r in grid])
 
 
 def compare(fixed_dirs: list[str], seq_dirs: list[str], label: str) -> str:
@@ -66,7 +66,9 @@ def compare(fixed_dirs: list[str], seq_dirs: list[str], label: str) -> str:
         lines.append("| " + " | ".join(map(str, cells + [f"{a:.2f}" for a in acc])) + " |")
     below = _below(fixed, seq, idx, grid)
     above = _below(seq, fixed, idx, grid)
-    cells = ["seq below / above fixed (inputs)", "", "", "", ""] + [f"{b} / {a}" for b, a in zip(below, above)]
+    cells = ["seq below / above fixed (inputs)", "", "", "", ""] + [
+        f"{b} / {a}" for b, a in zip(below, above)
+    ]
     lines.append("| " + " | ".join(map(str, cells)) + " |")
     stops = np.array([seq[i].draws_spent for i in idx])
     at_n = int(np.sum(stops == n))
