@@ -8,6 +8,7 @@ from .core.metrics import average_certified_radius, certified_accuracy
 from .core.noise import Gaussian, NoiseFamily, Uniform, get_noise
 from .core.optimise import OptimiseResult, optimise_sigma, optimise_theta
 from .core.regions import Region
+from .core.sequential import LookSchedule
 from .core.smooth import ABSTAIN, CertifyResult, Smoothed
 from .core.verify import VerifyReport, verify_regions
 from .data import Dataset, load_data, select_indices
@@ -27,6 +28,7 @@ __all__ = [
     "Dataset",
     "Gaussian",
     "LoadedModel",
+    "LookSchedule",
     "MemoryDecision",
     "NoiseFamily",
     "OptimiseResult",

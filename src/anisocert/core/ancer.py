@@ -232,6 +232,7 @@ def isotropic_certificates(
             )
         )
     if known:
+        assert budget.radii is None, "sequential counts stop at a look: never reused as fixed-n counts"
         # theta's summary exactly as a fresh certificate computes it (bit-identical records)
         shape = (len(known), *x.shape[1:])
         expanded = iso_theta[known].reshape(-1, *([1] * (x.ndim - 1))).expand(shape)
