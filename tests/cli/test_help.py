@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import typer
+from typer.testing import CliRunner
 
 from anisocert.cli import app
 
@@ -76,3 +77,27 @@ def test_the_package_imports_its_public_names_on_first_use():
     """
     done = _run(code)
     assert done.returncode == 0, done.stderr
+
+
+def _flat(text: str) -> str:
+    """Whitespace-normalised text; the commands' help is stored escaped for rich (\\[ for [): as written."""
+    return " ".join(text.replace("\\[", "[").split())
+
+
+def test_every_help_text_renders_as_written():
+    """Each command's help and each option's help appear whole in the rendered help, brackets included
+    (rich would take '[ray]' or '[default: ...]' for a style tag and drop it)."""
+    runner = CliRunner()
+    bracketed = 0
+    for name, command in _commands().items():
+        # a terminal wide enough that no help text is wrapped
+        result = runner.invoke(app, [name, "--help"], env={"COLUMNS": "4000", "TERMINAL_WIDTH": "4000"})
+        assert result.exit_code == 0, result.output
+        shown = _flat(result.output)
+        texts = [p.help for p in command.params if getattr(p, "help", None)]
+        texts.append(command.help.split("\n\n")[0])
+        for text in texts:
+            assert _flat(text) in shown, f"`anisocert {name} --help` does not show {text!r}"
+            bracketed += "[" in text
+    assert bracketed >= 4  # --noise, --sigma, --iso-sigma-min/max, --workers at least
+    assert "anisocert[ray]" in runner.invoke(app, ["certify", "--help"], env={"COLUMNS": "4000"}).output
