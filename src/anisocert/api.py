@@ -173,10 +173,12 @@ def certify_dataset(
                 memory_seconds += time.perf_counter() - t0
                 bar(len(chunk))
     finally:
-        files = store.export()
-        summary = store.summary()
-        summary["optimised"] = len(store.optimised())
-        store.close()
+        try:
+            files = store.export()
+            summary = store.summary()
+            summary["optimised"] = len(store.optimised())
+        finally:  # closed (checkpointed, no -wal/-shm left) even when the views cannot be written
+            store.close()
     if memory is not None:
         summary["memory_seconds"] = memory_seconds  # the driver's sequential share of the run
     return RunSummary(Path(out), summary, files, optimised_only=optimise_only)

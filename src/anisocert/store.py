@@ -1,4 +1,4 @@
-"""The run store: one SQLite database (WAL) per run directory, the single source of truth.
+"""The run store: one SQLite database per run directory (WAL while written), the single source of truth.
 
 Rows are committed as they finish, so a crash, Ctrl-C or a full disk loses at most the batch in
 flight; a re-run of the same configuration resumes and skips finished inputs; another configuration
@@ -96,10 +96,13 @@ def _unblob(blob) -> np.ndarray | None:
 class RunStore:
     """A run directory: RUN_DIR/run.sqlite plus exported views (certify.tsv, run.json)."""
 
-    def __init__(self, run_dir: Path, connection: sqlite3.Connection, config: CertifyConfig):
+    def __init__(
+        self, run_dir: Path, connection: sqlite3.Connection, config: CertifyConfig, *, writable: bool = False
+    ):
         self.run_dir = Path(run_dir)
         self.db = connection
         self.config = config
+        self.writable = writable
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -124,13 +127,13 @@ class RunStore:
                 existing._check_version(versions)
             finally:
                 existing.close()
-            store = cls(run_dir, _open_for_writing(path), config)
+            store = cls(run_dir, _open_for_writing(path), config, writable=True)
             with store._saving("the resumed run"):
                 store.db.execute("PRAGMA journal_mode=WAL")
                 store.db.execute("PRAGMA synchronous=NORMAL")
             return store
         run_dir.mkdir(parents=True, exist_ok=True)
-        store = cls(run_dir, _open_for_writing(path), config)
+        store = cls(run_dir, _open_for_writing(path), config, writable=True)
         meta = {
             "schema_version": str(SCHEMA_VERSION),
             "config": json.dumps(config.to_dict(), sort_keys=True),
@@ -242,6 +245,17 @@ class RunStore:
             raise _write_error(self.run_dir / DB_NAME, what, err) from None
 
     def close(self) -> None:
+        """Close the store. One opened for writing is first checkpointed and switched back from WAL to a
+        rollback journal: a finished (or interrupted) run directory is then one database file plus its
+        views, with no -wal/-shm files, and reading it later (mode=ro) creates none either. A resume
+        switches it to WAL again. Where another process still has it open, the switch is skipped (the
+        store stays WAL, as valid; its -wal/-shm files remain until that reader is done)."""
+        if self.writable:
+            try:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self.db.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.Error:
+                pass  # busy or read-only: every committed row is in the store or its WAL either way
         self.db.close()
 
     # -- optimisation results --------------------------------------------------------------------
