@@ -354,6 +354,9 @@ class RunStore:
     def export(self) -> list[Path]:
         """Write certify.tsv (memory-based when memory is on), certify_nomemory.tsv and run.json.
 
+        Every run directory has the three files: without memory (fixed sigma, --no-memory) the raw
+        certificates are the reported ones and the two TSV files are the same.
+
         Each file is replaced atomically; a full disk leaves the previous views and is one line.
         """
         try:
@@ -365,7 +368,7 @@ class RunStore:
         return [_write_lines(self.run_dir / name, *text) for name, text in self.views().items()]
 
     def views(self) -> dict[str, tuple[str, list[str]]]:
-        """{file name: (header, lines)} of certify.tsv, certify_nomemory.tsv (memory on) and run.json,
+        """{file name: (header, lines)} of certify.tsv, certify_nomemory.tsv and run.json,
         computed from the stored records (report reads a run directory through these, never the files)."""
         records = {r.idx: r for r in self.records()}
         memory = {m.idx: m for m in self.memory_records()}
@@ -404,8 +407,7 @@ class RunStore:
         use_memory = self.config.uses_memory
         final = [row(r, memory.get(i)) for i, r in records.items() if not use_memory or i in memory]
         views = {"certify.tsv": (header, final)}
-        if use_memory:
-            views["certify_nomemory.tsv"] = (header, [row(r, None) for r in records.values()])
+        views["certify_nomemory.tsv"] = (header, [row(r, None) for r in records.values()])
         views["run.json"] = (json.dumps(self.summary(), indent=2, sort_keys=True), [])
         return views
 

@@ -72,3 +72,20 @@ def test_a_store_still_read_by_another_process_is_closed_cleanly(tmp_path):
     assert len(reader.records()) == 4
     reader.close()
     assert len(load_results(run)) == 4
+
+
+@pytest.mark.parametrize("method, memory", [("fixed", True), ("isotropic", False)])
+def test_every_run_writes_the_same_files_and_without_memory_the_raw_view_is_the_reported_one(
+    tmp_path, method, memory
+):
+    run = tmp_path / "run"
+    extra = {} if method == "fixed" else dict(iso_method="search", iso_samples=20, iso_grid_points=3)
+    certify_dataset(_config(method, memory=memory, **extra), run, progress=False)
+    assert sorted(p.name for p in run.iterdir()) == [
+        "certify.tsv",
+        "certify_nomemory.tsv",
+        "run.json",
+        DB_NAME,
+    ]
+    raw = (run / "certify_nomemory.tsv").read_text()
+    assert raw == (run / "certify.tsv").read_text() and len(raw.splitlines()) == 1 + 4
