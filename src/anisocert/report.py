@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataLoadError, InvalidParameterError, RunStoreError
-from .metrics import average_certified_radius, certified_accuracy, resolve_grid
+from .metrics import AUTO, average_certified_radius, certified_accuracy, resolve_grid
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -282,13 +282,19 @@ def _grid_label(radius: float) -> str:
     return f"r = {radius:g}"
 
 
+def certified_radii(results: Sequence[Results], *, proxy: bool = False) -> np.ndarray:
+    """The radii (or proxy radii) of the correct inputs of every run: what grid 'auto' is fitted to."""
+    parts = [(r.radius_proxy if proxy else r.radius)[r.correct.astype(bool)] for r in results]
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+
 def summary_table(results: Sequence[Results], grid, *, proxy: bool = False) -> Table:
     """Rows = runs; columns = n, certified accuracy at each R of grid, ACR.
 
     With proxy=True the certified accuracy is on radius_proxy and the columns end with ACR and the average
-    certified proxy radius ("ACR proxy").
+    certified proxy radius ("ACR proxy"). grid 'auto' is fitted to the radii tabulated (metrics.auto_grid).
     """
-    grid = resolve_grid(grid)
+    grid = resolve_grid(grid, radii=certified_radii(results, proxy=proxy))
     columns = ["n", *(_grid_label(r) for r in grid), "ACR"] + (["ACR proxy"] if proxy else [])
     values = []
     for run in results:
@@ -355,13 +361,14 @@ def side_by_side_table(results: Sequence[Results]) -> Table:
 
 
 def _cells(table: Table, bold) -> list[list[str]]:
-    """Formatted cells; entries equal to their column's best (when > 1 row) wrapped by bold()."""
+    """Formatted cells; entries equal to their column's best (when > 1 row) wrapped by bold(). A column
+    that is 0 for every run has no best: nothing is bold in it."""
     cells = [[""] * len(table.columns) for _ in table.rows]
     for j, spec in enumerate(table.formats):
         column = table.values[:, j]
         finite = np.isfinite(column)
         target = None
-        if table.best[j] and len(table.rows) > 1 and finite.any():
+        if table.best[j] and len(table.rows) > 1 and (column[finite] != 0).any():
             target = column[finite].max() if table.best[j] == "max" else column[finite].min()
         for i, value in enumerate(column):
             if not finite[i]:
@@ -419,7 +426,7 @@ def cohen_table(results: Sequence[Results], grid, labels: Sequence[str] | None =
     of each column (compared at full precision) followed by ``<b>*</b>``, row labels ``<b> label </b>``.
     labels default to the run names.
     """
-    grid = resolve_grid(grid)
+    grid = resolve_grid(grid, radii=certified_radii(results))
     labels = [run.name for run in results] if labels is None else list(labels)
     if len(labels) != len(results):
         raise InvalidParameterError(
@@ -468,8 +475,8 @@ def write_report(
 ) -> list[Path]:
     """Write report.md and/or report.tex (tables) and the certified-accuracy plots into out_dir.
 
-    grid is an array of radii or a name/range accepted by ``metrics.resolve_grid`` ("l2-cifar",
-    "0:1.5:0.25"). The proxy-radius table and plot are added when some run's radius_proxy differs from
+    grid is an array of radii or a name/range accepted by ``metrics.resolve_grid`` ("auto", "l2-cifar",
+    "0:1.5:0.25"); "auto" is fitted to each table's radii. The proxy-radius table and plot are added when some run's radius_proxy differs from
     its radius. Returns the paths written.
     """
     results = list(results)
@@ -482,7 +489,8 @@ def write_report(
         )
     from .plots import check_out_dir
 
-    grid = resolve_grid(grid)
+    if not (isinstance(grid, str) and grid.strip() == AUTO):
+        grid = resolve_grid(grid)  # a bad grid fails before anything is written
     out_dir = check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = [("Certified accuracy (radius)", summary_table(results, grid))]

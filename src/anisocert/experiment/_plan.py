@@ -202,7 +202,7 @@ def build_plan(
             steps.append(Step("certify", f"{name}/{method}", run_dir, arch=train.arch, certify=certify))
             groups.setdefault((get_noise(train.noise).norm, sigma), []).append(run_dir)
     for (norm, sigma), runs in groups.items():
-        grid = "l1" if norm == "l1" else p.grid
+        grid = "l1" if norm == "l1" and p.grid != "auto" else p.grid
         steps.append(
             Step(
                 "report",
