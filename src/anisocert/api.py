@@ -18,6 +18,7 @@ from . import _checks
 from .config import CertifyConfig
 from .errors import InputError
 from .noise import get_noise
+from .progress import Progress
 from .reuse import Reused, load_reused
 from .smooth import (
     ABSTAIN,
@@ -139,12 +140,15 @@ def certify_dataset(
         chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
         distributed = distributed and bool(chunks)  # nothing left: no cluster to start
         cluster = ray_cluster(config.workers, config.ray_address) if distributed else nullcontext()
-        with cluster, _Progress(progress, len(indices), len(indices) - len(pending)) as bar:
+        with cluster, Progress(progress, len(indices), len(indices) - len(pending)) as bar:
+            worker.on_phase = bar.phase
             t0 = time.perf_counter()
             if memory is not None:
+                bar.phase("memory")
                 memory.advance(indices, records)
             memory_seconds = time.perf_counter() - t0
             if distributed:  # workers return optimisation rows and records; this process commits them
+                bar.phase("Ray workers")
                 done = certify_chunks(
                     config,
                     chunks,
@@ -169,6 +173,7 @@ def certify_dataset(
                 records.update((r.idx, r) for r in new)
                 t0 = time.perf_counter()
                 if memory is not None:
+                    bar.phase("memory")
                     memory.advance(indices, records)
                 memory_seconds += time.perf_counter() - t0
                 bar(len(chunk))
@@ -209,6 +214,7 @@ class ChunkWorker:
             compile=config.compile,
         )
         self.reused = reused if reused is not None else load_reused(config, config.model_sha256)
+        self.on_phase = lambda name: None  # told "sigma search", "theta search", "certification"
 
     def run(
         self, chunk: list[int], known: dict, commit_optimised=None, certify: bool = True
@@ -226,6 +232,8 @@ class ChunkWorker:
                 if commit_optimised is not None:
                     commit_optimised(new)
                 known = {**known, **{row[0]: row[1:] for row in new}}
+        if certify:
+            self.on_phase("certification")
         return new, self.certify(chunk, x, known) if certify else []
 
     # -- theta -----------------------------------------------------------------------------------
@@ -253,6 +261,7 @@ class ChunkWorker:
         need = [k for k, i in enumerate(idx) if i not in partial]
         common = dict(seed=c.seed, outputs=c.outputs, batch_size=c.batch_size)
         if need:
+            self.on_phase("sigma search")
             t0 = time.perf_counter()
             found = optimise_sigma(
                 self.model,
@@ -276,6 +285,7 @@ class ChunkWorker:
             sigma_time[need] = (time.perf_counter() - t0) / len(need)
         thetas, theta_time = [None] * B, 0.0
         if c.method == "ancer":
+            self.on_phase("theta search")
             t1 = time.perf_counter()
             theta = optimise_theta(
                 self.model,
@@ -519,42 +529,6 @@ def _device_of(module, requested) -> torch.device:
     for p in module.parameters():
         return p.device
     return torch.device("cpu")
-
-
-class _Progress:
-    """A rich progress bar with ETA; silent when disabled. Calling it advances by k inputs."""
-
-    def __init__(self, enabled: bool, total: int, completed: int):
-        self.enabled, self.total, self.completed = enabled, total, completed
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda k: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(
-            TextColumn("certify"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            transient=False,
-            speed_estimate_period=3600,  # rate and ETA over the last hour: chunks may take minutes
-        )
-        self._bar.start()
-        task = self._bar.add_task("certify", total=self.total, completed=self.completed, rate="")
-
-        def advance(k: int) -> None:
-            self._bar.advance(task, k)
-            speed = self._bar.tasks[0].speed  # inputs per second; None before two chunks
-            self._bar.update(task, rate="" if speed is None else f"{60 * speed:.3g} inputs/min")
-
-        return advance
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._bar.stop()
-        return False
 
 
 @dataclass(frozen=True)
