@@ -3,11 +3,13 @@
 The public API, one import per step of the pipeline: noise -> certify -> optimise -> memory -> metrics.
 """
 
+from .core.ancer import AncerResult, ancer
 from .core.memory import CertificateMemory, MemoryDecision
 from .core.metrics import average_certified_radius, certified_accuracy
 from .core.noise import Gaussian, NoiseFamily, Uniform, get_noise
 from .core.optimise import OptimiseResult, optimise_sigma, optimise_theta
 from .core.regions import Region
+from .core.settings import Budget, SigmaSearch, ThetaSearch
 from .core.smooth import ABSTAIN, CertifyResult, Smoothed
 from .core.verify import VerifyReport, verify_regions
 from .data import Dataset, load_data, select_indices
@@ -20,6 +22,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABSTAIN",
+    "AncerResult",
+    "Budget",
+    "SigmaSearch",
+    "ThetaSearch",
+    "ancer",
     "AnisocertError",
     "CertificateMemory",
     "CertifyConfig",
