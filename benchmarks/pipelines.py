@@ -25,8 +25,8 @@ from common import (
 )
 
 from anisocert import CertifyConfig, Smoothed, certify_dataset, load_data, load_model, optimise_sigma
-from anisocert.optimise import SIGMA_METHODS
-from anisocert.store import RunStore
+from anisocert.core.optimise import SIGMA_METHODS
+from anisocert.run.store import RunStore
 
 
 def anisocert_pipeline(method: str, loaded, dataset, indices, n: int, batch_size: int, **extra) -> dict:

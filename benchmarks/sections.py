@@ -21,9 +21,9 @@ from common import (
     throughput,
     timed,
 )
+from memory_bench import memory_benchmark
 
 from anisocert import Smoothed, optimise_sigma, optimise_theta
-from anisocert._memory_bench import memory_benchmark
 
 
 def certification(bench: Bench, n: int, reps: int, rep: Report) -> dict:
@@ -174,7 +174,7 @@ def theta_convergence(bench: Bench, rep: Report) -> dict:
 
 
 def memory(s: Settings, rep: Report) -> dict:
-    """anisocert._memory_bench: one CertificateMemory.certify (decide + store) per CIFAR-shaped region."""
+    """memory_bench: one CertificateMemory.certify (decide + store) per CIFAR-shaped region."""
     runs = [memory_benchmark(s.memory_regions, 3072, "l2", seed=seed) for seed in range(s.memory_seeds)]
     checkpoints = sorted(runs[0]["per_region_ms"])
     row = [

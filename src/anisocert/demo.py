@@ -11,8 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
-from .api import certify_dataset
-from .config import CertifyConfig
+from .run.config import CertifyConfig
+from .run.runner import certify_dataset
 
 # Quick preset: fewer inputs, draws and optimisation steps than the public defaults
 # (n = 100,000; 900 isotropic gradient steps; 100 ANCER steps with 100 draws each).
@@ -38,7 +38,7 @@ METHODS = ("fixed", "isotropic", "ancer")
 
 def run_demo(out: Path, *, progress: bool = True) -> list[Path]:
     """Certify, compare and plot; returns the files written."""
-    from .report import load_results, write_report
+    from .viz.report import load_results, write_report
 
     files: list[Path] = []
     for norm, noise, model, sigma in SETTINGS:
@@ -67,7 +67,7 @@ def run_demo(out: Path, *, progress: bool = True) -> list[Path]:
         md = next(p for p in written if p.suffix == ".md")
         print(f"\n## {norm}: {noise} noise, digits test set (every {QUICK['skip']}th input)\n")
         print(md.read_text())
-    from .visualize import demo_figures
+    from .viz.visualize import demo_figures
 
     runs = [out / f"{norm}-{method}" for norm, *_ in SETTINGS for method in METHODS]
     files.extend(demo_figures(out / "figures", runs))

@@ -14,7 +14,7 @@
   with a floor (0.9 at 10^4, 0.95 at 10^5; Clopper-Pearson alone predicts about 0.96 and 0.99).
 - ``geometry``: the exact tests memory relies on (`regions.intersects`, `regions.inside`,
   `regions.largest_disjoint_scale`, `CertificateMemory`) against the independent solver of
-  `anisocert.verify` and, for l1, an LP of our own solved by `scipy.optimize.linprog`, on random small
+  `anisocert.core.verify` and, for l1, an LP of our own solved by `scipy.optimize.linprog`, on random small
   cases and cases placed 1e-4 from touching. Every disagreement counts; the bound is 0.
 
 Base classifiers: f(z) = 1 iff w.z + b > 0 (two classes). Gaussian noise: P(f(x + e) = 1) =
@@ -33,14 +33,14 @@ import torch
 from scipy.optimize import linprog
 from scipy.stats import binom, norm
 
-from . import regions
 from ._checks import check_int
-from .bounds import pA_lower
+from .core import regions
+from .core.bounds import pA_lower
+from .core.memory import CertificateMemory
+from .core.noise import get_noise
+from .core.smooth import ABSTAIN, Smoothed
+from .core.verify import verify_regions
 from .errors import UnknownNameError
-from .memory import CertificateMemory
-from .noise import get_noise
-from .smooth import ABSTAIN, Smoothed
-from .verify import verify_regions
 
 __all__ = ["CheckResult", "GROUPS", "FALSE_ALARM", "run_selftest", "format_table"]
 

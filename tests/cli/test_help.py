@@ -64,7 +64,7 @@ def test_the_package_imports_its_public_names_on_first_use():
         import anisocert
         assert "torch" not in sys.modules
         from anisocert import Smoothed, certify_dataset, __version__
-        assert "torch" in sys.modules and Smoothed.__module__ == "anisocert.smooth"
+        assert "torch" in sys.modules and Smoothed.__module__ == "anisocert.core.smooth"
         assert set(anisocert.__all__) <= set(dir(anisocert))
         for name in anisocert.__all__:
             getattr(anisocert, name)

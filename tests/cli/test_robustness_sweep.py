@@ -16,9 +16,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from anisocert.checkpoint import save_checkpoint
 from anisocert.cli import app
 from anisocert.models import create_model
+from anisocert.models.checkpoint import save_checkpoint
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "robustness.md"
 FAST = "--n0 10 --n 100 --max 2 --no-progress --batch-size 500"
@@ -204,7 +204,7 @@ def _fill(text: str, values: dict) -> str:
 @pytest.fixture
 def full_disk(monkeypatch):
     """Every read-write store connection may not grow by one page: SQLite fails with SQLITE_FULL."""
-    import anisocert.store as store_module
+    import anisocert.run.store as store_module
 
     real = store_module._open_for_writing
 

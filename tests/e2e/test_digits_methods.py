@@ -14,13 +14,13 @@ with --reuse (identical records, tested in test_reuse.py), so only theta and its
 import numpy as np
 import pytest
 
-from anisocert.api import certify_dataset, verify_run
-from anisocert.bounds import pA_lower
-from anisocert.config import CertifyConfig
-from anisocert.metrics import L1_GRID, L2_CIFAR_GRID
-from anisocert.noise import get_noise
-from anisocert.report import load_results
-from anisocert.store import RunStore
+from anisocert.core.bounds import pA_lower
+from anisocert.core.metrics import L1_GRID, L2_CIFAR_GRID
+from anisocert.core.noise import get_noise
+from anisocert.run.config import CertifyConfig
+from anisocert.run.runner import certify_dataset, verify_run
+from anisocert.run.store import RunStore
+from anisocert.viz.report import load_results
 
 BUDGET = dict(
     n0=50,

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from anisocert.api import certify_dataset
-from anisocert.config import CertifyConfig
+from anisocert.core.noise import get_noise
+from anisocert.core.smooth import Smoothed, predicted_radius
 from anisocert.data import load_data
 from anisocert.models import load_model
-from anisocert.noise import get_noise
-from anisocert.smooth import Smoothed, predicted_radius
-from anisocert.store import RunStore
+from anisocert.run.config import CertifyConfig
+from anisocert.run.runner import certify_dataset
+from anisocert.run.store import RunStore
 
 BUDGET = dict(
     model="builtin:digits-gaussian",

@@ -7,9 +7,9 @@ and a run made with other settings must be refused in one line naming the differ
 
 import pytest
 
-from anisocert.api import certify_dataset
-from anisocert.config import CertifyConfig
 from anisocert.errors import InputError
+from anisocert.run.config import CertifyConfig
+from anisocert.run.runner import certify_dataset
 from tests.runs import tsv_rows
 
 BUDGET = dict(

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from anisocert.distributed import DistributedError, _check_reachable, _resources, import_ray
 from anisocert.errors import InvalidParameterError
+from anisocert.run.distributed import DistributedError, _check_reachable, _resources, import_ray
 
 
 class _FakeRay:

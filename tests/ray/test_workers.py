@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'anisocert[ray]')")
 
-from anisocert.distributed import CRASH_ALWAYS, CRASH_HOOK, MAX_RESTARTS_HOOK  # noqa: E402
+from anisocert.run.distributed import CRASH_ALWAYS, CRASH_HOOK, MAX_RESTARTS_HOOK  # noqa: E402
 
 from .conftest import INPUTS, cli, stored_counts, tsv_rows  # noqa: E402
 
@@ -48,8 +48,8 @@ def test_optimize_on_two_workers_then_certify_gives_the_reference(ray_local, ref
 def test_device_cuda_on_a_cluster_without_gpus_is_one_error(ray_local, monkeypatch):
     import torch
 
-    from anisocert.config import CertifyConfig
-    from anisocert.distributed import DistributedError, certify_chunks
+    from anisocert.run.config import CertifyConfig
+    from anisocert.run.distributed import DistributedError, certify_chunks
 
     assert not any(n["Resources"].get("GPU", 0) for n in ray_local.nodes())
     # the driver's own check would refuse cuda on a machine without GPUs: this is about the cluster's

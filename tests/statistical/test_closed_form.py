@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
-from anisocert.smooth import ABSTAIN, Smoothed
+from anisocert.core.smooth import ABSTAIN, Smoothed
 from tests.linear import Linear2
 
 DIM = 8

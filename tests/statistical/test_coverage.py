@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.stats import binom, norm
 
-from anisocert.smooth import Smoothed
+from anisocert.core.smooth import Smoothed
 from tests.linear import Linear2
 
 TRIALS = 4000

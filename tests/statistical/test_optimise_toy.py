@@ -8,8 +8,8 @@ nothing: ANCER must stretch theta_0 and keep theta_1.
 import pytest
 import torch
 
-from anisocert.optimise import optimise_sigma, optimise_theta, surrogate_gap
-from anisocert.smooth import ABSTAIN, Smoothed
+from anisocert.core.optimise import optimise_sigma, optimise_theta, surrogate_gap
+from anisocert.core.smooth import ABSTAIN, Smoothed
 from tests.unit.test_optimise import Band
 
 X = torch.tensor([[0.0, 0.5], [0.7, 0.5], [0.0, 0.3], [0.0, 0.75], [0.0, 0.15]])

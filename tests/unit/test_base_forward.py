@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from anisocert import Smoothed, load_data, load_model
 from anisocert.cli import app
-from anisocert.smooth import BaseForward
+from anisocert.core.smooth import BaseForward
 
 
 def _setup():

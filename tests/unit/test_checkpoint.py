@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 import anisocert
-from anisocert.checkpoint import checkpoint_paths, load_checkpoint, read_sidecar, save_checkpoint
 from anisocert.errors import InvalidParameterError, ModelLoadError, UnknownNameError
 from anisocert.models import _loading, create_model, load_model
+from anisocert.models.checkpoint import checkpoint_paths, load_checkpoint, read_sidecar, save_checkpoint
 
 META = {
     "method": "gaussian",

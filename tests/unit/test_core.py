@@ -9,11 +9,11 @@ from scipy.stats import norm
 from statsmodels.stats.proportion import proportion_confint
 
 from anisocert import _checks
-from anisocert.bounds import pA_lower, pA_lower_ceiling, top_two_pvalue
+from anisocert.core.bounds import pA_lower, pA_lower_ceiling, top_two_pvalue
+from anisocert.core.noise import Gaussian, Uniform, get_noise
+from anisocert.core.sampling import BLOCK, Phase, block_seed, count_predictions
+from anisocert.core.smooth import ABSTAIN, Smoothed
 from anisocert.errors import InfeasibleBudgetError, InputError, InvalidParameterError, UnknownNameError
-from anisocert.noise import Gaussian, Uniform, get_noise
-from anisocert.sampling import BLOCK, Phase, block_seed, count_predictions
-from anisocert.smooth import ABSTAIN, Smoothed
 from tests.linear import Linear2
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from anisocert.bounds import pA_lower
-from anisocert.noise import get_noise
-from anisocert.smooth import ABSTAIN, Smoothed, settling_misses
+from anisocert.core.bounds import pA_lower
+from anisocert.core.noise import get_noise
+from anisocert.core.smooth import ABSTAIN, Smoothed, settling_misses
 from tests.linear import Linear2
 
 W = torch.tensor([1.0, -2.0, 0.5, 1.5])
@@ -107,9 +107,9 @@ def factory():
 
 
 def _ancer_records(tmp_path, budget):
-    from anisocert.api import certify_dataset
-    from anisocert.config import CertifyConfig
-    from anisocert.store import RunStore
+    from anisocert.run.config import CertifyConfig
+    from anisocert.run.runner import certify_dataset
+    from anisocert.run.store import RunStore
 
     runs = {}
     for early in (True, False):
@@ -157,7 +157,7 @@ def test_selection_counts_are_the_draws_certify_selects_with():
 
 
 def test_predicted_radius_is_the_certificate_of_the_selection_share():
-    from anisocert.smooth import predicted_radius
+    from anisocert.core.smooth import predicted_radius
 
     family = get_noise("gaussian")
     counts = np.array([[90, 10], [100, 0], [40, 60], [51, 49]])

@@ -202,8 +202,8 @@ def test_overrides_are_checked_and_parsed():
 
 
 def test_shrunk_cifar10_l2_runs_end_to_end_and_resumes(tmp_path):
-    from anisocert.checkpoint import save_checkpoint
     from anisocert.models import create_model
+    from anisocert.models.checkpoint import save_checkpoint
 
     root = write_cifar10(tmp_path / "cifar")
     out = tmp_path / "exp"

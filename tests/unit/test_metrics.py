@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from anisocert.errors import InvalidParameterError, UnknownNameError
-from anisocert.metrics import (
+from anisocert.core.metrics import (
     GRIDS,
     L1_GRID,
     L2_CIFAR_GRID,
@@ -15,6 +14,7 @@ from anisocert.metrics import (
     fine_grid,
     resolve_grid,
 )
+from anisocert.errors import InvalidParameterError, UnknownNameError
 
 # Five inputs: a correct one at 0.6, a correct one at exactly 0.5, a correct one at 0.49961 (Cohen's files
 # would print it as 0.5), a wrong prediction with a large radius, and an abstention (radius 0, correct 0).

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from anisocert.errors import InvalidParameterError
-from anisocert.plots import COLUMN_FIGSIZE, plot_certified_accuracy
-from anisocert.report import Results, write_report
+from anisocert.viz.plots import COLUMN_FIGSIZE, plot_certified_accuracy
+from anisocert.viz.report import Results, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from anisocert import progress as progress_module
-from anisocert.api import certify_dataset
-from anisocert.config import CertifyConfig
-from anisocert.progress import PHASES, Progress, format_seconds
+from anisocert.run import progress as progress_module
+from anisocert.run.config import CertifyConfig
+from anisocert.run.progress import PHASES, Progress, format_seconds
+from anisocert.run.runner import certify_dataset
 
 LINE = re.compile(
     r"^certify: (\d+)/(\d+) inputs \(\d+%\), (\S+) inputs/min, ETA (\S+), phase: ([a-zA-Z ]+), elapsed \S+$"

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import linprog
 
-from anisocert.memory import ABSTAIN, CertificateMemory
-from anisocert.metrics import average_certified_radius, certified_accuracy
-from anisocert.regions import (
+from anisocert.core.memory import ABSTAIN, CertificateMemory
+from anisocert.core.metrics import average_certified_radius, certified_accuracy
+from anisocert.core.regions import (
     Region,
     inside,
     intersects,

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog, minimize_scalar
 
-from anisocert.errors import InputError, InvalidParameterError, UnknownNameError
-from anisocert.regions import (
+from anisocert.core.regions import (
     Region,
     inside,
     intersects,
@@ -17,11 +16,12 @@ from anisocert.regions import (
     largest_inner_gap,
     scaled_distance,
 )
+from anisocert.errors import InputError, InvalidParameterError, UnknownNameError
 
 NORMS = ("l2", "l1")
 
 
-# -- references, written independently of anisocert.regions ----------------------------------------------
+# -- references, written independently of anisocert.core.regions ----------------------------------------------
 
 
 def ref_l1_distance(a, alpha, b, beta) -> float:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from anisocert.errors import DataLoadError, InvalidParameterError, RunStoreError
-from anisocert.report import (
+from anisocert.viz.report import (
     Results,
     Table,
     cohen_table,
@@ -316,8 +316,8 @@ def test_results_requires_columns():
 
 def test_a_run_directory_is_read_from_its_store_not_its_exported_files(tmp_path):
     """report reads run.sqlite (read-only): an edited certify.tsv or a deleted run.json changes nothing."""
-    from anisocert.config import CertifyConfig
-    from anisocert.store import Record, RunStore
+    from anisocert.run.config import CertifyConfig
+    from anisocert.run.store import Record, RunStore
 
     config = CertifyConfig(model="builtin:digits-gaussian", n=100, label="stored run")
     store = RunStore.open(tmp_path / "run", config, versions={"anisocert": "0.1.0"})

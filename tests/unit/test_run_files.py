@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from anisocert.api import ChunkWorker, certify_dataset, verify_run
-from anisocert.config import CertifyConfig
-from anisocert.report import load_results
-from anisocert.store import DB_NAME, RunStore
+from anisocert.run.config import CertifyConfig
+from anisocert.run.runner import certify_dataset, verify_run
+from anisocert.run.store import DB_NAME, RunStore
+from anisocert.run.worker import ChunkWorker
+from anisocert.viz.report import load_results
 
 SCRATCH = ("-wal", "-shm", "-journal")
 

@@ -9,12 +9,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import anisocert.noise
+import anisocert.core.noise
+import anisocert.core.smooth
 import anisocert.selftest
-import anisocert.smooth
-from anisocert import regions
-from anisocert.bounds import pA_lower
 from anisocert.cli.selftest import selftest
+from anisocert.core import regions
+from anisocert.core.bounds import pA_lower
 from anisocert.errors import InvalidParameterError, UnknownNameError
 from anisocert.selftest import GROUPS, CheckResult, format_table, run_selftest
 
@@ -57,7 +57,9 @@ def test_quick_figures_are_not_vacuous(quick_results):
 def test_point_estimate_bound_is_caught(monkeypatch):
     # pA_lower = nA / n instead of the Clopper-Pearson bound: false certifications ~ 50 %
     monkeypatch.setattr(anisocert.selftest, "_COVERAGE", anisocert.selftest._COVERAGE[2:])
-    monkeypatch.setattr(anisocert.smooth, "_pA_lower", lambda nA, n, alpha: np.asarray(nA, dtype=float) / n)
+    monkeypatch.setattr(
+        anisocert.core.smooth, "_pA_lower", lambda nA, n, alpha: np.asarray(nA, dtype=float) / n
+    )
     results = _by_prefix(run_selftest(quick=True, seed=0, groups=("coverage",)), "false certification")
     assert len(results) == 3 and not any(r.passed for r in results)
     assert all(r.measured > 0.3 for r in results)
@@ -66,12 +68,14 @@ def test_point_estimate_bound_is_caught(monkeypatch):
 def test_twice_the_alpha_is_caught(monkeypatch):
     # the bound at 2 alpha: a rate of about 2 alpha, beyond the binomial bound at alpha = 0.05 and 0.1
     monkeypatch.setattr(anisocert.selftest, "_COVERAGE", anisocert.selftest._COVERAGE[:2])
-    monkeypatch.setattr(anisocert.smooth, "_pA_lower", lambda nA, n, alpha: pA_lower(nA, n, 2 * alpha))
+    monkeypatch.setattr(anisocert.core.smooth, "_pA_lower", lambda nA, n, alpha: pA_lower(nA, n, 2 * alpha))
     results = _by_prefix(run_selftest(quick=True, seed=0, groups=("coverage",)), "false certification")
     assert len(results) == 2 and not any(r.passed for r in results)
 
 
-@pytest.mark.parametrize("case, family", [(0, anisocert.noise.Gaussian), (2, anisocert.noise.Uniform)])
+@pytest.mark.parametrize(
+    "case, family", [(0, anisocert.core.noise.Gaussian), (2, anisocert.core.noise.Uniform)]
+)
 def test_noise_three_percent_too_narrow_is_caught(monkeypatch, case, family):
     unit = family.unit
     monkeypatch.setattr(family, "unit", lambda self, *args, **kw: 0.97 * unit(self, *args, **kw))

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anisocert.config import CertifyConfig
 from anisocert.errors import RunStoreError
-from anisocert.store import DB_NAME, Record, RunStore
+from anisocert.run.config import CertifyConfig
+from anisocert.run.store import DB_NAME, Record, RunStore
 
 CONFIG = CertifyConfig(model="builtin:digits-gaussian", method="ancer", n=100, max_count=16)
 VERSIONS = {"anisocert": "0.1.0"}
@@ -235,7 +235,7 @@ def test_full_disk_while_writing_the_views_keeps_the_old_ones(tmp_path, monkeypa
 
 
 def test_full_disk_while_creating_a_run_is_one_line(tmp_path, monkeypatch):
-    import anisocert.store as store_module
+    import anisocert.run.store as store_module
 
     real = store_module._open_for_writing
 

@@ -321,7 +321,7 @@ def test_amp_off_cuda_is_refused_in_one_line_before_any_work(tmp_path):
 @pytest.mark.parametrize("method", ["gaussian", "macer"])
 def test_amp_trains_in_float16_on_cuda(method, tmp_path):
     """--amp on CUDA: float16 autocast with loss scaling; the run finishes with finite weights."""
-    from anisocert.checkpoint import load_checkpoint
+    from anisocert.models.checkpoint import load_checkpoint
     from anisocert.train import train_model
 
     config = TrainConfig(
@@ -387,7 +387,7 @@ def test_resume_refuses_a_state_of_another_configuration(tmp_path):
 
 
 def test_sidecar_records_the_training_run(tmp_path):
-    from anisocert.checkpoint import load_checkpoint
+    from anisocert.models.checkpoint import load_checkpoint
     from anisocert.train import train_model
 
     config = TrainConfig(
@@ -435,9 +435,9 @@ FLOORS = {
 
 @pytest.mark.parametrize("method", sorted(FLOORS))
 def test_a_few_epochs_on_digits_reach_the_floor(method, tmp_path):
-    from anisocert.checkpoint import load_checkpoint
+    from anisocert.core.smooth import Smoothed
     from anisocert.data import load_data
-    from anisocert.smooth import Smoothed
+    from anisocert.models.checkpoint import load_checkpoint
     from anisocert.train import train_model
 
     options, floor = FLOORS[method]

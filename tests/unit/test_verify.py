@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from anisocert.core.regions import intersects, scaled_distance
+from anisocert.core.verify import VerifyReport, verify_regions
 from anisocert.errors import InputError, InvalidParameterError, UnknownNameError
-from anisocert.regions import intersects, scaled_distance
-from anisocert.verify import VerifyReport, verify_regions
 
 NORMS = ("l2", "l1")
 

@@ -15,16 +15,17 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from anisocert.api import certify_dataset
-from anisocert.checkpoint import save_checkpoint
-from anisocert.config import CertifyConfig
+from anisocert.core.regions import Region
 from anisocert.errors import InvalidParameterError, ModelLoadError, UnknownNameError
 from anisocert.models import create_model
-from anisocert.plots import COLUMN_FIGSIZE, plot_runtime, runtime_summary, runtime_table
-from anisocert.regions import Region
-from anisocert.report import Results, load_results
-from anisocert.store import RunStore
-from anisocert.visualize import (
+from anisocert.models.checkpoint import save_checkpoint
+from anisocert.run.config import CertifyConfig
+from anisocert.run.runner import certify_dataset
+from anisocert.run.store import RunStore
+from anisocert.viz.plots import COLUMN_FIGSIZE, plot_runtime, runtime_summary, runtime_table
+from anisocert.viz.report import Results, load_results
+from anisocert.viz.toy import ToyPanel, region_boundary, toy_figsize, toy_figure, toy_model, toy_panel
+from anisocert.viz.visualize import (
     IMAGE_FIGSIZE,
     PERTURBATION_FIGSIZE,
     ToySettings,
@@ -32,7 +33,6 @@ from anisocert.visualize import (
     largest_theta_perturbation,
     perturb_input,
 )
-from anisocert.visualize_toy import ToyPanel, region_boundary, toy_figsize, toy_figure, toy_model, toy_panel
 
 DPI = 300
 P = {"l2": 2, "l1": 1}
@@ -339,7 +339,7 @@ def test_the_users_model_replaces_a_refused_one_and_must_be_the_runs(runs, tmp_p
 
 
 def test_demo_figures_draw_ancer_inputs_and_runtimes(runs, tmp_path, monkeypatch):
-    monkeypatch.setattr("anisocert.visualize.visualize_toy", lambda *a, **k: [])  # covered above
+    monkeypatch.setattr("anisocert.viz.visualize.visualize_toy", lambda *a, **k: [])  # covered above
     written = demo_figures(tmp_path, list(runs.values()), inputs=1, log=lambda text: None)
     names = {p.name for p in written}
     assert {"theta_0.png", "perturbation_0.pdf", "runtime_gaussian.png", "runtime.md"} <= names
@@ -399,9 +399,9 @@ def test_every_figure_has_a_title_axis_labels_with_units_and_a_legend(runs, tmp_
     x and y labels with units, and a legend (a heat map's legend is its labelled colorbar)."""
     from matplotlib.figure import Figure
 
-    from anisocert.plots import plot_certified_accuracy
-    from anisocert.visualize import visualize_run
-    from anisocert.visualize_toy import plot_toy
+    from anisocert.viz.plots import plot_certified_accuracy
+    from anisocert.viz.toy import plot_toy
+    from anisocert.viz.visualize import visualize_run
 
     saved = {}
     real_savefig = Figure.savefig

@@ -157,28 +157,15 @@ then certifies with them (or --reuse OUT from another run directory).
 
 def _execute(options: dict, *, optimise_only: bool) -> None:
     """Build the config from the command-line options (named as its fields) and run it."""
-    from ..api import certify_dataset
-    from ..config import CertifyConfig
+    from ..run.config import CertifyConfig
+    from ..run.runner import certify_dataset
 
     o = dict(options)
     out, progress = o.pop("out"), o.pop("progress")
     with user_errors():
-        o["noise"], o["sigma"] = _noise_and_sigma(o["model"], o["noise"], o["sigma"])
         o["indices"] = parse_indices(o["indices"])
         o["reuse"] = None if o["reuse"] is None else str(o["reuse"])
         run = certify_dataset(
             CertifyConfig(**o), out, progress=progress, command=command_line(), optimise_only=optimise_only
         )
     typer.echo(run.text())
-
-
-def _noise_and_sigma(model: str, noise: str | None, sigma: float | None) -> tuple[str, float]:
-    """What the user gave, else what the model was trained with (its sidecar), else gaussian 0.25."""
-    from ..models import training_noise
-
-    trained = training_noise(model)
-    if noise is None:
-        noise = trained[0] if trained else "gaussian"
-    if sigma is None:
-        sigma = trained[1] if trained and trained[0] == noise else 0.25
-    return noise, sigma

@@ -29,9 +29,9 @@ def report(
 ) -> None:
     """Certified accuracy at each radius of GRID and ACR per run, the same at proxy radius for ANCER runs,
     and the runtime comparison (optimisation and certification time per input, proxy radius per second)."""
-    from ..metrics import AUTO, resolve_grid
-    from ..plots import check_out_dir, runtime_summary
-    from ..report import load_all, summary_table, to_latex, to_markdown, write_report
+    from ..core.metrics import AUTO, resolve_grid
+    from ..viz.plots import check_out_dir, runtime_summary
+    from ..viz.report import load_all, summary_table, to_latex, to_markdown, write_report
 
     with user_errors():
         if out is not None:

@@ -15,7 +15,7 @@ def verify(
     raw: Annotated[bool, typer.Option(help="also check the certificates before memory")] = True,
 ) -> None:
     """Exit 1 if two stored regions with different predictions intersect; print how many memory changed."""
-    from ..api import verify_run
+    from ..run.runner import verify_run
 
     with user_errors():
         outcome = verify_run(run_dir, raw=raw)

@@ -49,7 +49,7 @@ def visualize(
     A run folder named toy is written ./toy. A run directory is data: the model it names is loaded only
     as builtin/safetensors weights matching the run's sha256; otherwise pass --model."""
     from ..errors import InvalidParameterError
-    from ..visualize import ToySettings, visualize_run, visualize_toy
+    from ..viz.visualize import ToySettings, visualize_run, visualize_toy
 
     with user_errors():
         if target == "toy":

@@ -9,96 +9,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from ..config import CertifyConfig
-from ..errors import InvalidParameterError, RunStoreError, UnknownNameError
-from ..noise import get_noise
+from ..core.noise import get_noise
+from ..errors import InvalidParameterError, UnknownNameError
+from ..run.config import CertifyConfig
 from ..train import TrainConfig
 from ._estimate import _duration, estimate_plan, format_plan
 from ._presets import get_preset
+from ._step import Step
 
 __all__ = ["Step", "CERTIFY_METHODS", "ExperimentSummary", "parse_overrides", "build_plan", "run_experiment"]
 
 CERTIFY_METHODS = ("fixed", "isotropic", "ancer")
-
-
-@dataclass(frozen=True)
-class Step:
-    """One unit of work. kind: train | import | certify | report. output: what it writes (its presence,
-    with a matching configuration, marks the step as done)."""
-
-    kind: str
-    name: str
-    output: Path
-    arch: str = ""
-    train: TrainConfig | None = None
-    pretrained: str | None = None
-    certify: CertifyConfig | None = None
-    runs: tuple[Path, ...] = ()
-    grid: str = ""
-
-    def done(self) -> bool:
-        if self.kind == "train":
-            from ..train._loop import paths
-
-            weights, sidecar, _ = paths(self.output)
-            if not (weights.is_file() and sidecar.is_file()):
-                return False
-            recorded = json.loads(sidecar.read_text()).get("training")
-            if recorded != json.loads(json.dumps(self.train.result_dict())):
-                raise RunStoreError(
-                    f"{weights} was trained with another configuration; delete it (and "
-                    f"{sidecar.name}) to train this one, or choose another --out"
-                )
-            return True
-        if self.kind == "import":
-            return (
-                self.output.is_file() and json.loads(self.output.read_text()).get("spec") == self.pretrained
-            )
-        if self.kind == "certify":
-            marker = self.output / "experiment-step.json"
-            return (
-                marker.is_file()
-                and json.loads(marker.read_text()).get("config_hash") == self.certify.result_hash()
-            )
-        report = self.output / "report.md"
-        tsvs = [r / "certify.tsv" for r in self.runs]
-        return report.is_file() and all(
-            t.is_file() and t.stat().st_mtime <= report.stat().st_mtime for t in tsvs
-        )
-
-    def run(self, *, progress: bool, log: Callable[[str], None], command: str) -> None:
-        if self.kind == "train":
-            from ..train import train_model
-
-            train_model(self.train, self.output, progress=progress, log=log)
-        elif self.kind == "import":
-            from ..models import load_model
-
-            loaded = load_model(self.pretrained)
-            self.output.parent.mkdir(parents=True, exist_ok=True)
-            self.output.write_text(
-                json.dumps(
-                    {
-                        "spec": self.pretrained,
-                        "description": loaded.description,
-                        "sha256": loaded.sha256,
-                        "num_classes": loaded.num_classes,
-                    },
-                    indent=2,
-                )
-            )
-        elif self.kind == "certify":
-            from ..api import certify_dataset
-
-            summary = certify_dataset(self.certify, self.output, progress=progress, command=command)
-            log(summary.text())
-            marker = {"config_hash": self.certify.result_hash(), "step": self.name}
-            (self.output / "experiment-step.json").write_text(json.dumps(marker, indent=2) + "\n")
-        else:
-            from ..report import load_results, write_report
-
-            results = [load_results(r) for r in self.runs]
-            write_report(results, self.output, grid=self.grid)
 
 
 def parse_overrides(items: Sequence[str] | dict | None) -> tuple[dict, dict]:
@@ -258,7 +179,7 @@ def run_experiment(
         summary.listing = format_plan(estimates, device=_describe(resolve_device(device)), throughput=rates)
         log(summary.listing)
         return summary
-    from ..plots import check_out_dir
+    from ..viz.plots import check_out_dir
 
     out = check_out_dir(out)
     if data_root is not None and not Path(data_root).is_dir():

@@ -10,7 +10,7 @@ Specs, tried in this order:
   (``os.system``, any class) is refused with ModelLoadError before anything runs.
 - ``package.module:factory``: imports the module and calls ``factory()`` with no arguments.
 
-State dicts are matched to the architecture by key name (`anisocert.checkpoint.map_state_dict`): nestings ``state_dict``,
+State dicts are matched to the architecture by key name (`anisocert.models.checkpoint.map_state_dict`): nestings ``state_dict``,
 ``net`` (MACER), ``model_state_dict`` and ``model``; the wrapper prefixes ``module.`` (DataParallel),
 ``1.`` (Cohen et al. and SmoothAdv's ``Sequential(normalize, model)``) and ``model.`` (RS4A); and
 torchvision's ResNet-50 keys, which go under ``net.`` of ``imagenet_resnet50``.
@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import checkpoint as _ckpt  # a module object: checkpoint imports models._registry
 from ..errors import InvalidParameterError, ModelLoadError, UnknownNameError
+from . import checkpoint as _ckpt  # a module object: checkpoint imports models._registry
 from ._registry import create_model, is_model, list_models
 
 __all__ = ["LoadedModel", "load_model", "load_arch_checkpoint", "training_noise", "BUILTIN_WEIGHTS"]
@@ -129,7 +129,7 @@ def training_noise(spec: str) -> tuple[str, float] | None:
     sigma is in the noise's theta convention (standard deviation or half-width). None when the spec
     has no sidecar (a factory, a program file, ARCH:WEIGHTS) or the sidecar does not say.
     """
-    from ..checkpoint import read_sidecar
+    from .checkpoint import read_sidecar
 
     spec = spec.strip() if isinstance(spec, str) else ""
     if spec.startswith("builtin:"):

@@ -6,8 +6,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from .. import _checks
+from ..core.noise import get_noise
 from ..errors import InvalidParameterError, UnknownNameError
-from ..noise import get_noise
 
 __all__ = ["TrainConfig", "SCHEDULES", "EXECUTION_ONLY"]
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from .._checks import check_device
+from ..core.noise import get_noise
 from ..errors import InvalidParameterError, RunStoreError
-from ..noise import get_noise
 from ._config import EXECUTION_ONLY, TrainConfig
 from .objectives import OBJECTIVES, Step
 
@@ -46,7 +46,7 @@ def paths(out) -> tuple[Path, Path, Path]:
 
     OUT may end in .safetensors; other dots are kept (``digits_gaussian_0.25`` is a stem, not a suffix).
     """
-    from ..checkpoint import checkpoint_paths
+    from ..models.checkpoint import checkpoint_paths
 
     weights, sidecar = checkpoint_paths(out)
     return weights, sidecar, weights.with_name(weights.name[: -len(".safetensors")] + ".state.pt")
@@ -54,8 +54,8 @@ def paths(out) -> tuple[Path, Path, Path]:
 
 def _check_fits(model, dataset, device) -> None:
     """One clean input through the model in eval mode (no state changes): --arch must fit --data."""
-    from ..api import check_model_fits
     from ..errors import InputError
+    from ..run.runner import check_model_fits
 
     model.eval()
     try:
@@ -92,9 +92,9 @@ def train_model(
     written atomically) and is picked up by the next call with the same config; a finished checkpoint
     whose sidecar records the same config is returned without training.
     """
-    from ..checkpoint import save_checkpoint
     from ..data import load_data
     from ..models import create_model
+    from ..models.checkpoint import save_checkpoint
 
     log = log or (print if progress else (lambda text: None))
     weights, sidecar, state_path = paths(out)

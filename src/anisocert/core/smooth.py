@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import _checks
+from .. import _checks
 from .bounds import pA_lower as _pA_lower
 from .bounds import top_two_pvalue
 from .noise import NoiseFamily, get_noise

@@ -1,6 +1,6 @@
 """Independent all-pairs check that no two regions of different classes overlap (spec section 6).
 
-Shares no code with `anisocert.memory` or `anisocert.regions`: pairs are pre-filtered with enclosing l_p
+Shares no code with `anisocert.core.memory` or `anisocert.core.regions`: pairs are pre-filtered with enclosing l_p
 balls (float64 Gram blocks, then exact differences), and each surviving pair (i, j), i < j, gets its
 overlap depth
 
@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import brentq, linprog
 
-from .errors import InputError, InvalidParameterError, UnknownNameError
+from ..errors import InputError, InvalidParameterError, UnknownNameError
 
 __all__ = ["VerifyReport", "verify_regions"]
 

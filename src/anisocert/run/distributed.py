@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from .errors import AnisocertError, InvalidParameterError, ModelLoadError
+from ..errors import AnisocertError, InvalidParameterError, ModelLoadError
 
 __all__ = [
     "DistributedError",
@@ -275,12 +275,12 @@ def _one_line(err: Exception) -> str:
 
 # -- certification -------------------------------------------------------------------------------
 class _CertifyWorkerFactory:
-    """Builds an api.ChunkWorker inside a Ray worker: the model and data set are loaded once there."""
+    """Builds a ChunkWorker inside a Ray worker: the model and data set are loaded once there."""
 
     def __call__(self, config, gpu: bool, loaded=None, dataset=None, reused=None):
-        from .api import ChunkWorker
-        from .data import load_data
-        from .models import load_model
+        from ..data import load_data
+        from ..models import load_model
+        from .worker import ChunkWorker
 
         device = "cuda" if gpu else "cpu"
         if loaded is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 from .noise import NoiseFamily
 
 __all__ = ["BLOCK", "Phase", "block_seed", "count_predictions", "unit_noise"]

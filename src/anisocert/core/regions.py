@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from .errors import InputError, InvalidParameterError, UnknownNameError
+from ..errors import InputError, InvalidParameterError, UnknownNameError
 
 __all__ = [
     "NORMS",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import InvalidParameterError, UnknownNameError
+from ..errors import InvalidParameterError, UnknownNameError
 
 __all__ = [
     "L2_CIFAR_GRID",

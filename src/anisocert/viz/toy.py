@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _checks
-from ._visualize_figures import plot_toy, region_boundary, toy_figsize, toy_figure
-from .errors import UnknownNameError
-from .noise import get_noise
+from .. import _checks
+from ..core.noise import get_noise
+from ..core.regions import Region
+from ..errors import UnknownNameError
+from .figures import plot_toy, region_boundary, toy_figsize, toy_figure
 from .plots import check_out_dir
-from .regions import Region
 
 __all__ = [
     "TOY_DATA",
@@ -92,8 +92,8 @@ def toy_model(
     With cache_dir the checkpoint is kept as CACHE_DIR/toy_DATA_NOISE_SIGMA and reused by later calls
     with the same configuration; without, it is trained in a temporary folder.
     """
-    from .models import load_model
-    from .train import TrainConfig, train_model
+    from ..models import load_model
+    from ..train import TrainConfig, train_model
 
     config = TrainConfig(arch="mlp2d", data=data, method=noise, sigma=sigma, epochs=epochs, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -226,9 +226,9 @@ def toy_panel(
     probability >= 1 - alpha per input and certificate, the smoothed classifier with that input's theta
     is constant on the drawn region. No memory pass: these are the raw per-input certificates.
     """
-    from .data import load_data
-    from .optimise import optimise_sigma, optimise_theta
-    from .smooth import Smoothed
+    from ..core.optimise import optimise_sigma, optimise_theta
+    from ..core.smooth import Smoothed
+    from ..data import load_data
 
     if data not in TOY_DATA:
         raise UnknownNameError(f"data={data!r} is not a 2-D toy set; choose one of {list(TOY_DATA)}")

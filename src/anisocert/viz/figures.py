@@ -1,4 +1,4 @@
-"""Drawing for anisocert.visualize and anisocert.visualize_toy: toy landscapes with regions, theta maps and
+"""Drawing for anisocert.viz.visualize and anisocert.viz.toy: toy landscapes with regions, theta maps and
 perturbations. matplotlib is imported inside the functions and figures are drawn on the Agg canvas without
 pyplot, so drawing works headless. Every figure is one paper column wide (3.5 in); PNG at 300 dpi and PDF.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, InvalidParameterError
+from ..errors import InputError, InvalidParameterError
 from .plots import _STYLE
 
 __all__ = [

@@ -3,7 +3,7 @@
 A run is a ``Results``: one array per TSV column (one entry per evaluated input) and free-form metadata.
 Cohen's logs (``idx label predict radius correct time``) and ANCER's (``... radius radius_proxy correct
 min_sigma time``) are both read; ``radius_proxy`` defaults to ``radius``. Metrics come from
-``anisocert.metrics`` at full precision; only the rendered text is rounded.
+``anisocert.core.metrics`` at full precision; only the rendered text is rounded.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataLoadError, InvalidParameterError, RunStoreError
-from .metrics import AUTO, average_certified_radius, certified_accuracy, resolve_grid
+from ..core.metrics import AUTO, average_certified_radius, certified_accuracy, resolve_grid
+from ..errors import DataLoadError, InvalidParameterError, RunStoreError
+from .tables import Table, latex_escape, to_latex, to_markdown
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -86,23 +87,6 @@ class Results:
     @property
     def correct(self) -> np.ndarray:
         return self.columns["correct"]
-
-
-@dataclass
-class Table:
-    """A table of numbers: rows are runs, columns are quantities; rendered by to_markdown / to_latex.
-
-    values has shape (len(rows), len(columns)); NaN marks "not available". formats[j] is a format spec
-    for column j; best[j] is "max", "min" or None: which entries of column j are set in bold.
-    """
-
-    rows: list[str]
-    columns: list[str]
-    values: np.ndarray
-    formats: list[str]
-    best: list[str | None]
-    corner: str = "run"
-    caption: str = ""
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -243,7 +227,7 @@ def load_results(path: str | os.PathLike, *, name: str | None = None) -> Results
 
 def _from_store(run_dir: Path) -> Results:
     """The certify.tsv view and run.json meta of a run, computed from its store opened read-only."""
-    from .store import RunStore
+    from ..run.store import RunStore
 
     store = RunStore.read(run_dir)
     try:
@@ -360,65 +344,6 @@ def side_by_side_table(results: Sequence[Results]) -> Table:
     )
 
 
-def _cells(table: Table, bold) -> list[list[str]]:
-    """Formatted cells; entries equal to their column's best (when > 1 row) wrapped by bold(). A column
-    that is 0 for every run has no best: nothing is bold in it."""
-    cells = [[""] * len(table.columns) for _ in table.rows]
-    for j, spec in enumerate(table.formats):
-        column = table.values[:, j]
-        finite = np.isfinite(column)
-        target = None
-        if table.best[j] and len(table.rows) > 1 and (column[finite] != 0).any():
-            target = column[finite].max() if table.best[j] == "max" else column[finite].min()
-        for i, value in enumerate(column):
-            if not finite[i]:
-                cells[i][j] = "-"
-                continue
-            text = format(int(value), spec) if spec == "d" else format(value, spec)
-            cells[i][j] = bold(text) if value == target else text
-    return cells
-
-
-def to_markdown(table: Table) -> str:
-    """GitHub Markdown: a header row, right-aligned numbers, the best entry per column in **bold**."""
-
-    def escape(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = [
-        "| " + " | ".join([escape(table.corner), *map(escape, table.columns)]) + " |",
-        "|:---|" + "---:|" * len(table.columns),
-    ]
-    for label, row in zip(table.rows, _cells(table, lambda t: f"**{t}**"), strict=True):
-        lines.append("| " + " | ".join([escape(label), *row]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
-    "~": r"\textasciitilde{}",
-    "^": r"\^{}",
-    "\\": r"\textbackslash{}",
-}
-
-
-def _latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
-
-
-def to_latex(table: Table) -> str:
-    """A booktabs ``tabular`` (needs \\usepackage{booktabs}); the best entry per column in \\textbf."""
-    lines = [
-        "\\begin{tabular}{l" + "r" * len(table.columns) + "}",
-        "\\toprule",
-        " & ".join(map(_latex_escape, [table.corner, *table.columns])) + " \\\\",
-        "\\midrule",
-    ]
-    for label, row in zip(table.rows, _cells(table, lambda t: f"\\textbf{{{t}}}"), strict=True):
-        lines.append(" & ".join([_latex_escape(label), *row]) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
 def cohen_table(results: Sequence[Results], grid, labels: Sequence[str] | None = None) -> str:
     """Cohen et al.'s Markdown table (analysis/markdown/vary_noise_*): certified accuracy at each r of grid.
 
@@ -522,7 +447,7 @@ def write_report(
         lines = ["% anisocert report: \\input this file; needs \\usepackage{booktabs,graphicx}", ""]
         for _, table in tables:
             lines += ["\\begin{table}[t]", "\\centering", "\\small", to_latex(table).rstrip("\n")]
-            lines += [f"\\caption{{{_latex_escape(table.caption)}}}", "\\end{table}", ""]
+            lines += [f"\\caption{{{latex_escape(table.caption)}}}", "\\end{table}", ""]
         for stem in figures:
             lines += [
                 "\\begin{figure}[t]",

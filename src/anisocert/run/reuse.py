@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from .config import CertifyConfig
-from .errors import InputError
 from .store import Record, RunStore
 
 __all__ = ["Reused", "load_reused"]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _checks
-from ._visualize_figures import IMAGE_FIGSIZE, PERTURBATION_FIGSIZE, plot_perturbation, plot_theta_map
-from .errors import InputError, InvalidParameterError, ModelLoadError
-from .visualize_toy import ToySettings, one_thread, visualize_toy
+from .. import _checks
+from ..errors import InputError, InvalidParameterError, ModelLoadError
+from .figures import IMAGE_FIGSIZE, PERTURBATION_FIGSIZE, plot_perturbation, plot_theta_map
+from .toy import ToySettings, one_thread, visualize_toy
 
 __all__ = ["IMAGE_FIGSIZE", "PERTURBATION_FIGSIZE", "InputCertificate", "Perturbation", "ToySettings"]
 __all__ += ["demo_figures", "largest_theta_perturbation", "load_run_model", "perturb_input"]
@@ -70,9 +70,9 @@ def read_certificates(run_dir, indices=None):
     Raises RunStoreError for a folder that is not a run and InvalidParameterError for an idx the run
     does not hold (the message lists a few that it does).
     """
-    from .data import load_data
-    from .noise import get_noise
-    from .store import RunStore
+    from ..core.noise import get_noise
+    from ..data import load_data
+    from ..run.store import RunStore
 
     store = RunStore.read(run_dir)
     try:
@@ -206,7 +206,7 @@ def _perturb(config, dataset, cert, model, iso_radius, *, n, seed, fraction, mar
     """largest_theta_perturbation for cert, then CERTIFY at x + d with cert's theta (see perturb_input)."""
     import torch
 
-    from .smooth import Smoothed
+    from ..core.smooth import Smoothed
 
     reason = cert.no_perturbation_reason()
     if reason:
@@ -260,7 +260,7 @@ def _perturb(config, dataset, cert, model, iso_radius, *, n, seed, fraction, mar
 def _weights_only(spec) -> bool:
     """Whether load_model reads `spec` as data only: builtin or safetensors weights, never a program,
     a factory or a pickle (the same dispatch order as anisocert.models.load_model)."""
-    from .models import is_model
+    from ..models import is_model
 
     if not isinstance(spec, str):
         return False
@@ -286,7 +286,7 @@ def load_run_model(run_dir, config, *, model=None, device=None):
     be the caller's own spec (loaded as asked; it must be the run's model: the same sha256 when the
     run recorded one) or a torch module (used as it is).
     """
-    from .models import load_model
+    from ..models import load_model
 
     if model is not None and not isinstance(model, str):
         return model
@@ -427,9 +427,9 @@ def _same(a, b, fields) -> bool:
 
 def _demo_figures(out: Path, run_dirs, inputs: int, log) -> list[Path]:
     """The work of demo_figures."""
+    from ..run.store import RunStore
     from .plots import plot_runtime, runtime_summary, runtime_table
     from .report import load_results
-    from .store import RunStore
 
     written = visualize_toy(out / "toy", ToySettings(grid=80), log=log)
     configs = {}

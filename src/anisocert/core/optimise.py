@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import _checks
+from .. import _checks
+from ..errors import InputError, InvalidParameterError, UnknownNameError
 from .bounds import pA_lower_ceiling
-from .errors import InputError, InvalidParameterError, UnknownNameError
 from .noise import get_noise
 from .sampling import Phase, unit_noise
 

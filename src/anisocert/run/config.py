@@ -7,18 +7,14 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from . import _checks
-from .errors import InvalidParameterError, UnknownNameError
-from .noise import get_noise
+from .. import _checks
+from ..core.noise import get_noise
+from ..core.settings import FALLBACKS, Budget, SigmaSearch, ThetaSearch
+from ..errors import InvalidParameterError, UnknownNameError
 
 __all__ = ["CertifyConfig", "FALLBACKS", "METHODS", "RESULT_FIELDS"]
 
 METHODS = ("fixed", "isotropic", "ancer")
-# How ancer keeps its region a superset of the isotropic certificate (the projection alone does not):
-# both: certify the isotropic region too, alpha/2 each (union bound), report the larger;
-# select: the n0 selection draws at sigma_x and theta_x choose which one to certify, at alpha;
-# off: certify theta_x only (the public code).
-FALLBACKS = ("both", "select", "off")
 MAX_BATCH_SIZE = 2**31 - 1  # noisy samples per forward pass: torch sizes beyond this are a typo
 MAX_WORKERS = 1_000_000  # Ray workers: more is a typo (Ray itself refuses above 1e14 CPUs, with a traceback)
 
@@ -46,9 +42,9 @@ class CertifyConfig:
     model: str
     data: str = "digits"
     split: str = "test"
-    noise: str = "gaussian"
+    noise: str | None = None  # default: the model's training noise (its sidecar), else gaussian
     method: str = "fixed"
-    sigma: float = 0.25
+    sigma: float | None = None  # default: the model's training sigma when the noise matches, else 0.25
     n0: int = 100
     n: int = 100_000
     alpha: float = 0.001
@@ -92,6 +88,7 @@ class CertifyConfig:
     model_sha256: str = field(default="", compare=False)
 
     def __post_init__(self):
+        self._resolve_training_noise()
         get_noise(self.noise)
         if self.method not in METHODS:
             raise UnknownNameError(f"method={self.method!r} is unknown; choose one of {list(METHODS)}")
@@ -143,12 +140,56 @@ class CertifyConfig:
         if self.indices is not None:
             object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
 
+    def _resolve_training_noise(self) -> None:
+        """noise and sigma left None: what the model was trained with (its sidecar), else gaussian 0.25.
+        Resolved here so that the CLI and the Python API certify the same way."""
+        if self.noise is not None and self.sigma is not None:
+            return
+        from ..models import training_noise
+
+        trained = training_noise(self.model)
+        if self.noise is None:
+            object.__setattr__(self, "noise", trained[0] if trained else "gaussian")
+        if self.sigma is None:
+            object.__setattr__(self, "sigma", trained[1] if trained and trained[0] == self.noise else 0.25)
+
     @property
     def effective_alpha(self) -> float:
         """alpha of each certificate: ancer with fallback 'both' issues two (iso and aniso) at alpha/2
         each, so the reported one holds with probability >= 1 - alpha (union bound)."""
         two = self.method == "ancer" and self.fallback == "both"
         return self.alpha / 2 if two else self.alpha
+
+    @property
+    def budget(self) -> Budget:
+        """Draws and confidence of each input's certificate (alpha: the whole per-input alpha)."""
+        return Budget(n0=self.n0, n=self.n, alpha=self.alpha, seed=self.seed, early_stop=self.early_stop)
+
+    @property
+    def sigma_search(self) -> SigmaSearch:
+        """The isotropic sigma_x search (DDRS) settings."""
+        return SigmaSearch(
+            method=self.iso_method,
+            iterations=self.iso_iterations,
+            lr=self.iso_lr,
+            samples=self.iso_samples,
+            sigma_min=self.iso_sigma_min,
+            sigma_max=self.iso_sigma_max,
+            grid_points=self.iso_grid_points,
+            refine_steps=self.iso_refine_steps,
+        )
+
+    @property
+    def theta_search(self) -> ThetaSearch:
+        """The ANCER theta_x search settings."""
+        return ThetaSearch(
+            iterations=self.ancer_iterations,
+            lr=self.ancer_lr,
+            samples=self.ancer_samples,
+            kappa=self.kappa,
+            tol=self.ancer_tol,
+            patience=self.ancer_patience,
+        )
 
     @property
     def uses_memory(self) -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from scipy.stats import norm as _normal
 
-from .errors import UnknownNameError
+from ..errors import UnknownNameError
 
 __all__ = ["NoiseFamily", "Gaussian", "Uniform", "NOISES", "get_noise"]
 

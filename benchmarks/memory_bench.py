@@ -1,6 +1,6 @@
 """Benchmark of CertificateMemory: one certify (decide + add) per region, as in a certification run.
 
-Run: ``python -m anisocert._memory_bench --n-regions 10000 --dim 3072 --norm l2``.
+Run: ``python benchmarks/memory_bench.py --n-regions 10000 --dim 3072 --norm l2``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .memory import CertificateMemory
+from anisocert.core.memory import CertificateMemory
 
 __all__ = ["memory_benchmark"]
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import AnisocertError, RunStoreError
 from .config import CertifyConfig
-from .errors import AnisocertError, RunStoreError
 
 __all__ = ["RunStore", "Record", "MemoryRecord", "TSV_COLUMNS", "DB_NAME"]
 
@@ -528,7 +528,7 @@ def versions() -> dict:
     import scipy
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "anisocert": __version__,

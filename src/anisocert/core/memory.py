@@ -18,7 +18,7 @@ dimensions bounds the full one from below), then, only if many rows survive, ove
 carry a rigorous round-off slack, so the pre-filter may keep extra candidates but never drops one.
 Survivors get exact float64 distances, and only those get the exact region tests. Storage: about
 20.5 * dim bytes per region (float64 centers and axes, float32 mirror and head), times up to 2 for the
-spare capacity. Measured (`python -m anisocert._memory_bench`): 10,000 regions in 3,072 dimensions,
+spare capacity. Measured (`python benchmarks/memory_bench.py`): 10,000 regions in 3,072 dimensions,
 one certify each, take about 9 s in total on 2 shared cores, for l2 and for l1.
 """
 
@@ -31,13 +31,13 @@ from numbers import Integral
 
 import numpy as np
 
+from .._checks import check_int
+from ..errors import InputError, InvalidParameterError, UnknownNameError
 from . import regions
-from ._checks import check_int
-from .errors import InputError, InvalidParameterError, UnknownNameError
 
 __all__ = ["ABSTAIN", "MemoryDecision", "CertificateMemory", "STATUSES", "ON_INSIDE"]
 
-ABSTAIN = -1  # the same value as anisocert.smooth.ABSTAIN (kept here so memory does not import torch)
+ABSTAIN = -1  # the same value as anisocert.core.smooth.ABSTAIN (kept here so memory does not import torch)
 STATUSES = ("unchanged", "shrunk", "abstain_inside", "adopted", "abstain")
 ON_INSIDE = ("abstain", "adopt")
 
@@ -84,7 +84,7 @@ class CertificateMemory:
 
     The result depends on the order of the calls; the same order gives the same decisions. Invariant:
     stored regions of different classes are pairwise disjoint under the exact tests of
-    `anisocert.regions` (regions added with `add` are trusted as they are).
+    `anisocert.core.regions` (regions added with `add` are trusted as they are).
 
     Examples
     --------

@@ -43,8 +43,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import InvalidParameterError, ModelLoadError
-from .models._registry import create_model, float32_list, is_model, list_models
+from ..errors import InvalidParameterError, ModelLoadError
+from ._registry import create_model, float32_list, is_model, list_models
 
 __all__ = [
     "save_checkpoint",
@@ -172,7 +172,7 @@ def read_sidecar(path: str | os.PathLike) -> dict:
     if not side.is_file():
         raise ModelLoadError(
             f"no sidecar {side} beside {weights}: it names the architecture; write it with "
-            f"anisocert.checkpoint.save_checkpoint, or load the weights as ARCH:{weights}"
+            f"anisocert.models.checkpoint.save_checkpoint, or load the weights as ARCH:{weights}"
         )
     try:
         sidecar = json.loads(side.read_text(encoding="utf-8"))
@@ -528,7 +528,7 @@ def _sha256(path: Path) -> str:
 
 def _code_version() -> str:
     try:
-        from . import __version__
+        from .. import __version__
 
         return str(__version__)
     except ImportError:

@@ -1,0 +1,269 @@
+"""The ANCER procedure for a batch of inputs, in the order of the method (spec sections 5-6):
+
+1. sigma_x: the data-dependent isotropic sigma of each input (DDRS; ``optimise_sigma_x``);
+2. theta_x: the anisotropic theta, grown from sigma_x and never below it (``optimise_theta_x``);
+3. certify theta_x with fresh draws, and
+4. compare with the isotropic certificate so that the reported region contains it (``certify_with_fallback``).
+
+``ancer`` runs the four steps on tensors, without a run directory; the runner (run/runner.py) calls the
+steps one by one so that it can store the optimisation before certifying. Fallback modes:
+
+- ``both``: certify sigma_x and theta_x, alpha/2 each (union bound: the reported one holds at alpha), and
+  report theta_x's certificate only where its radius reaches the isotropic one (it then contains it);
+- ``select``: the n0 selection draws, taken at sigma_x and at theta_x, forecast both radii; only the larger
+  forecast is certified, at alpha (the choice never sees the bound's draws);
+- ``off``: certify theta_x alone, at alpha (the public code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .settings import FALLBACKS, Budget, SigmaSearch, ThetaSearch
+from .smooth import CertifyResult, Smoothed, certificate_from_counts, predicted_radius, theta_summary
+
+__all__ = [
+    "FALLBACKS",
+    "AncerResult",
+    "Budget",
+    "SigmaSearch",
+    "ThetaSearch",
+    "ancer",
+    "certify_with_fallback",
+    "optimise_sigma_x",
+    "optimise_theta_x",
+]
+
+
+@dataclass(frozen=True)
+class AncerResult:
+    """``ancer``'s answer for B inputs: sigma_x (B,), theta_x (B, *D), the reported certificates and
+    where the isotropic certificate was reported instead of theta_x's (fallback, bool (B,))."""
+
+    sigma: np.ndarray
+    theta: np.ndarray
+    certificate: CertifyResult
+    fallback: np.ndarray
+
+    def reported_theta(self) -> np.ndarray:
+        """(B, dim) float64: the theta of each reported region (sigma_x where the isotropic one was kept),
+        as memory-based certification (core/memory.py) takes it."""
+        B = len(self.sigma)
+        flat = self.theta.reshape(B, -1).astype(np.float64)
+        return np.where(self.fallback[:, None], self.sigma[:, None], flat)
+
+
+def ancer(
+    model,
+    noise,
+    x: torch.Tensor,
+    *,
+    sigma0: float,
+    idx=None,
+    budget: Budget = Budget(),
+    sigma_search: SigmaSearch = SigmaSearch(),
+    theta_search: ThetaSearch = ThetaSearch(),
+    fallback: str = "both",
+    outputs: str = "logits",
+    batch_size: int = 1000,
+) -> AncerResult:
+    """Certify x (B, *D) with ANCER: with probability >= 1 - budget.alpha per input, a non-abstaining
+    certificate holds on its region (an ellipsoid for gaussian, a cross-polytope for uniform noise).
+
+    Sound only inside memory-based certification when several inputs' regions are compared (theta
+    depends on the input): see core/memory.py. idx names each input's noise streams (default 0..B-1).
+    """
+    idx = list(range(x.shape[0])) if idx is None else [int(i) for i in idx]
+    smoothed = Smoothed(model, noise, batch_size=batch_size, device=x.device)
+    # 1. sigma_x: the isotropic data-dependent sigma (optimisation draws only)
+    sigma = optimise_sigma_x(model, smoothed.noise, x, idx, sigma0, sigma_search, budget, outputs, batch_size)
+    # 2. theta_x >= sigma_x per dimension (optimisation draws only)
+    theta = optimise_theta_x(
+        model, smoothed.noise, x, idx, sigma, theta_search, budget.seed, outputs, batch_size
+    )
+    # 3-4. certify with fresh draws; keep the isotropic certificate where it is the larger
+    certificate, fell_back = certify_with_fallback(smoothed, x, idx, sigma, theta, budget, fallback)
+    return AncerResult(sigma, theta, certificate, fell_back)
+
+
+def optimise_sigma_x(model, noise, x, idx, sigma0, search: SigmaSearch, budget: Budget, outputs, batch_size):
+    """sigma_x (B,) float64. The votes search aims at the certification budget (n, alpha): the same
+    alpha whatever the fallback, so that an isotropic and an ancer run find the same sigma_x."""
+    from .optimise import optimise_sigma
+
+    found = optimise_sigma(
+        model,
+        noise,
+        x,
+        sigma0,
+        method=search.method,
+        iterations=search.iterations,
+        lr=search.lr,
+        samples=search.samples,
+        sigma_min=search.sigma_min,
+        sigma_max=search.sigma_max,
+        grid_points=search.grid_points,
+        refine_steps=search.refine_steps,
+        certify_n=budget.n,
+        certify_alpha=budget.alpha,
+        seed=budget.seed,
+        idx=idx,
+        outputs=outputs,
+        batch_size=batch_size,
+    )
+    return found.sigma.detach().double().cpu().numpy()
+
+
+def optimise_theta_x(model, noise, x, idx, sigma, search: ThetaSearch, seed: int, outputs, batch_size):
+    """theta_x (B, *D) float32 on the CPU, >= sigma_x elementwise."""
+    from .optimise import optimise_theta
+
+    found = optimise_theta(
+        model,
+        noise,
+        x,
+        torch.as_tensor(np.asarray(sigma), dtype=x.dtype, device=x.device),
+        iterations=search.iterations,
+        lr=search.lr,
+        samples=search.samples,
+        kappa=search.kappa,
+        tol=search.tol,
+        patience=search.patience,
+        seed=seed,
+        idx=idx,
+        outputs=outputs,
+        batch_size=batch_size,
+    )
+    return found.theta.detach().float().cpu().numpy()
+
+
+def certify_with_fallback(
+    smoothed: Smoothed, x, idx, sigma, theta, budget: Budget, fallback: str = "both", iso_known=None
+) -> tuple[CertifyResult, np.ndarray]:
+    """Steps 3-4: (the reported certificates, where the isotropic one was reported).
+
+    sigma (B,), theta (B, *D). iso_known {idx: (cA, counts)}: isotropic certificates whose fresh counts
+    are known already (an isotropic run reused: the same ESTIMATE stream at sigma_x), not drawn again.
+    """
+    iso_theta = torch.as_tensor(np.asarray(sigma), dtype=torch.float32, device=smoothed.device)
+    theta = torch.as_tensor(np.asarray(theta), device=smoothed.device).reshape(x.shape)
+    if fallback == "select":
+        return _select_then_certify(smoothed, x, idx, iso_theta, theta, budget, iso_known or {})
+    if fallback == "off":
+        aniso = _certify(smoothed, x, idx, theta, budget, budget.alpha)
+        return aniso, np.zeros(len(idx), dtype=bool)
+    alpha = budget.alpha / 2  # two certificates, alpha/2 each: the reported one holds at alpha
+    iso = isotropic_certificates(smoothed, x, idx, iso_theta, budget, alpha, iso_known or {})
+    # With the early stop the anisotropic draws end as soon as they cannot reach the isotropic radius:
+    # the same choice, and most of its draws saved where the isotropic certificate is the larger.
+    settle = iso.radius if budget.early_stop else None
+    aniso = _certify(smoothed, x, idx, theta, budget, alpha, settle_radius=settle, keep_ties=True)
+    fell_back = aniso.radius < iso.radius  # at equal radius theta_x's region contains the ball
+    return _rows_where(fell_back, iso, aniso), fell_back
+
+
+def _certify(smoothed, x, idx, theta, budget: Budget, alpha, **extra) -> CertifyResult:
+    return smoothed.certify(
+        x,
+        theta,
+        n0=budget.n0,
+        n=budget.n,
+        alpha=alpha,
+        seed=budget.seed,
+        idx=idx,
+        early_stop=budget.early_stop,
+        **extra,
+    )
+
+
+def _select_then_certify(smoothed, x, idx, iso_theta, theta, budget: Budget, iso_known):
+    """Fallback 'select': forecast both radii from the selection draws (smooth.predicted_radius), then
+    certify only the larger forecast, with its own fresh draws at alpha."""
+    B, n, alpha = len(idx), budget.n, budget.alpha
+    iso_select = smoothed.selection_counts(x, iso_theta, n0=budget.n0, seed=budget.seed, idx=idx)
+    aniso_select = smoothed.selection_counts(x, theta, n0=budget.n0, seed=budget.seed, idx=idx)
+    forecast_iso = predicted_radius(smoothed.noise, iso_select, n, alpha, iso_theta.double().cpu().numpy())
+    min_theta = theta.reshape(B, -1).min(dim=1).values.double().cpu().numpy()
+    forecast_aniso = predicted_radius(smoothed.noise, aniso_select, n, alpha, min_theta)
+    # ties go to theta_x (at an equal radius its region contains the isotropic ball); where theta_x
+    # is forecast to abstain, the isotropic noise is certified
+    fell_back = (forecast_aniso < forecast_iso) | (forecast_aniso == 0)
+    parts = []
+    iso_k, aniso_k = np.flatnonzero(fell_back), np.flatnonzero(~fell_back)
+    if len(iso_k):
+        rows = torch.as_tensor(iso_k, device=x.device)
+        sub = [idx[k] for k in iso_k]
+        iso = isotropic_certificates(
+            smoothed, x[rows], sub, iso_theta[rows], budget, alpha, iso_known, iso_select[iso_k]
+        )
+        parts.append((iso_k, iso))
+    if len(aniso_k):
+        rows = torch.as_tensor(aniso_k, device=x.device)
+        sub = [idx[k] for k in aniso_k]
+        parts.append(
+            (
+                aniso_k,
+                _certify(
+                    smoothed, x[rows], sub, theta[rows], budget, alpha, select_counts=aniso_select[aniso_k]
+                ),
+            )
+        )
+    return _combine(B, parts), fell_back
+
+
+def isotropic_certificates(
+    smoothed, x, idx, iso_theta, budget: Budget, alpha, iso_known, select_counts=None
+) -> CertifyResult:
+    """The isotropic certificates at sigma_x; those in iso_known are computed from their known counts.
+    select_counts: the inputs' selection draws at sigma_x, when already drawn."""
+    known = [k for k, i in enumerate(idx) if i in iso_known]
+    fresh = [k for k in range(len(idx)) if idx[k] not in iso_known]
+    parts = []
+    if fresh:
+        extra = {} if select_counts is None else {"select_counts": select_counts[fresh]}
+        parts.append(
+            (
+                fresh,
+                _certify(
+                    smoothed, x[fresh], [idx[k] for k in fresh], iso_theta[fresh], budget, alpha, **extra
+                ),
+            )
+        )
+    if known:
+        # theta's summary exactly as a fresh certificate computes it (bit-identical records)
+        shape = (len(known), *x.shape[1:])
+        expanded = iso_theta[known].reshape(-1, *([1] * (x.ndim - 1))).expand(shape)
+        min_theta, geo_theta = theta_summary(expanded, len(known))
+        cA = np.array([iso_known[idx[k]][0] for k in known])
+        counts = np.array([iso_known[idx[k]][1] for k in known])
+        result = certificate_from_counts(
+            smoothed.noise, cA, np.zeros_like(counts), counts, budget.n, alpha, min_theta, geo_theta
+        )
+        parts.append((known, result))
+    return _combine(len(idx), parts)
+
+
+def _rows_where(mask: np.ndarray, first: CertifyResult, second: CertifyResult) -> CertifyResult:
+    """Row k of first where mask[k], else row k of second (results for the same B inputs)."""
+    out = {}
+    for name in CertifyResult.__dataclass_fields__:
+        a, b = getattr(first, name), getattr(second, name)
+        out[name] = np.where(mask.reshape(-1, *([1] * (a.ndim - 1))), a, b)
+    return CertifyResult(**out)
+
+
+def _combine(B: int, parts) -> CertifyResult:
+    """One CertifyResult for B inputs from results of subsets [(positions, result), ...]."""
+    if len(parts) == 1 and len(parts[0][0]) == B:
+        return parts[0][1]
+    out = {}
+    for name in CertifyResult.__dataclass_fields__:
+        first = getattr(parts[0][1], name)
+        values = np.zeros((B, *first.shape[1:]), dtype=first.dtype)
+        for positions, result in parts:
+            values[positions] = getattr(result, name)
+        out[name] = values
+    return CertifyResult(**out)

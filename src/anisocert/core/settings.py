@@ -1,0 +1,53 @@
+"""Settings of certification and of the noise searches, grouped by concern (torch-free: the CLI and the
+run configuration import them without loading torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FALLBACKS", "Budget", "SigmaSearch", "ThetaSearch"]
+
+# How ancer keeps its region a superset of the isotropic certificate (core/ancer.py):
+# both: certify the isotropic region too, alpha/2 each (union bound), report the larger;
+# select: the n0 selection draws at sigma_x and theta_x choose which one to certify, at alpha;
+# off: certify theta_x only (the public code).
+FALLBACKS = ("both", "select", "off")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Draws and confidence of a certificate: n0 selection and n estimation draws, one-sided alpha per
+    input, the seed naming every stream, and the early stop (same records, fewer draws)."""
+
+    n0: int = 100
+    n: int = 100_000
+    alpha: float = 0.001
+    seed: int = 0
+    early_stop: bool = True
+
+
+@dataclass(frozen=True)
+class SigmaSearch:
+    """How sigma_x is found (optimise.optimise_sigma): 'gradient' (public DDRS ascent), 'search' (the same
+    surrogate on common draws) or 'votes' (the radius certification reports, from hard votes)."""
+
+    method: str = "gradient"
+    iterations: int = 900
+    lr: float = 0.04
+    samples: int = 100
+    sigma_min: float | None = None
+    sigma_max: float | None = None
+    grid_points: int = 8
+    refine_steps: int = 6
+
+
+@dataclass(frozen=True)
+class ThetaSearch:
+    """How theta_x is found (optimise.optimise_theta: projected Adam on the ANCER objective)."""
+
+    iterations: int = 100
+    lr: float = 0.04
+    samples: int = 100
+    kappa: float = 2.0
+    tol: float | None = None
+    patience: int = 10

@@ -1,0 +1,330 @@
+"""One function per CLI command; the CLI only parses, builds a config and calls these.
+
+certify_dataset is the pipeline: choose theta (fixed / isotropic / ancer) -> certify with fresh
+draws -> commit raw records -> memory-based certification in the recorded order -> export views.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import _checks
+from ..core.noise import get_noise
+from ..core.smooth import ABSTAIN
+from ..errors import InputError
+from .config import CertifyConfig
+from .progress import Progress
+from .reuse import load_reused
+from .store import MemoryRecord, Record, RunStore, versions
+from .worker import ChunkWorker
+
+__all__ = ["certify_dataset", "RunSummary", "check_model_fits", "verify_run"]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: Path
+    summary: dict
+    files: list[Path]
+
+    optimised_only: bool = False
+
+    def text(self) -> str:
+        s = self.summary
+        if self.optimised_only:
+            return (
+                f"{s['label']}: noise optimised for {s['optimised']} inputs -> {self.run_dir}; certify "
+                "them with the same options and --out (or --reuse)"
+            )
+        # memory runs on the driver, sequentially: its cost is what more workers cannot cut
+        cost = f" in {s['memory_seconds']:.1f} s" if "memory_seconds" in s else ""
+        return (
+            f"{s['label']}: {s['inputs']} inputs certified ({s['abstained']} abstained, "
+            f"{s['fallbacks']} isotropic fallbacks, {s['memory_changed']} changed by memory{cost}) -> "
+            f"{self.run_dir / 'certify.tsv'}"
+        )
+
+
+def check_model_fits(model, dataset, device) -> int:
+    """Run one clean input through the model: a clear error for a wrong input shape or class count."""
+    x = dataset.get(np.array([0])).to(device)
+    try:
+        with torch.inference_mode():
+            out = model(x)
+    except Exception as err:  # the model's own error says little to a user: name both shapes
+        raise InputError(
+            f"the model cannot take inputs of shape {tuple(x.shape[1:])} from --data "
+            f"{dataset.spec} ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+            "check that --model and --data belong together"
+        ) from None
+    if out.ndim != 2 or out.shape[1] != dataset.num_classes:
+        raise InputError(
+            f"the model returns scores of shape {tuple(out.shape[1:])} but --data {dataset.spec} "
+            f"has {dataset.num_classes} classes; check that --model and --data belong together"
+        )
+    return int(out.shape[1])
+
+
+def certify_dataset(
+    config: CertifyConfig,
+    out,
+    *,
+    model=None,
+    dataset=None,
+    progress: bool = True,
+    command: str = "",
+    optimise_only: bool = False,
+) -> RunSummary:
+    """Certify the selected inputs of config.data into the run directory ``out`` (resumable).
+
+    model / dataset may be passed in (a LoadedModel and a Dataset) to skip loading by name.
+    optimise_only: store sigma_x (and theta_x) only (`anisocert optimize`); the same call without it
+    on the same ``out`` then certifies with the stored results.
+    """
+    if optimise_only and config.method == "fixed":
+        raise InputError("optimize chooses noise per input: use --method isotropic or ancer")
+    from contextlib import nullcontext
+
+    from ..data import load_data, select_indices
+    from ..models import load_model
+
+    distributed = config.workers > 1 or bool(config.ray_address)
+    if distributed:  # fail before loading anything when Ray is missing or the address is dead
+        from .distributed import certify_chunks, check_address, import_ray, ray_cluster
+
+        import_ray()
+        if config.ray_address:
+            check_address(config.ray_address)
+    # with Ray the driver only checks the model (on the CPU: the GPUs are the workers')
+    device = config.device or ("cuda" if torch.cuda.is_available() and not distributed else "cpu")
+    given = (model, dataset)
+    loaded = model if model is not None else load_model(config.model, device=device)
+    dataset = dataset if dataset is not None else load_data(config.data, config.split)
+    device = _device_of(loaded.module, config.device)
+    if config.compile and device.type != "cuda" and not distributed:
+        raise InputError(f"--compile runs on CUDA only and the device is {device.type}: drop --compile")
+    config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
+    check_model_fits(loaded.module, dataset, device)
+    indices = [
+        int(i)
+        for i in select_indices(
+            len(dataset), skip=config.skip, max_count=config.max_count, indices=config.indices
+        )
+    ]
+    store = RunStore.open(out, config, command=command, versions=versions())
+    try:
+        reused = load_reused(config, config.model_sha256)
+        worker = ChunkWorker(config, loaded.module, dataset, device, reused=reused)
+        memory = (
+            _MemoryCertifier(config, dataset, store) if config.uses_memory and not optimise_only else None
+        )
+        records = {r.idx: r for r in store.records()}
+        pending = [int(i) for i in indices if int(i) not in records]
+        store.add_optimised(reused.rows_for(pending, store.optimised(), need_theta=config.method == "ancer"))
+        optimised = store.optimised()
+        if optimise_only:
+            pending = [i for i in pending if i not in optimised]
+        step = config.inputs_per_batch
+        chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
+        distributed = distributed and bool(chunks)  # nothing left: no cluster to start
+        cluster = ray_cluster(config.workers, config.ray_address) if distributed else nullcontext()
+        with cluster, Progress(progress, len(indices), len(indices) - len(pending)) as bar:
+            worker.on_phase = bar.phase
+            t0 = time.perf_counter()
+            if memory is not None:
+                bar.phase("memory")
+                memory.advance(indices, records)
+            memory_seconds = time.perf_counter() - t0
+            if distributed:  # workers return optimisation rows and records; this process commits them
+                bar.phase("Ray workers")
+                done = certify_chunks(
+                    config,
+                    chunks,
+                    optimised,
+                    model=given[0],
+                    dataset=given[1],
+                    reused=reused,
+                    certify=not optimise_only,
+                )
+            else:
+
+                def in_process():  # optimisation rows are committed inside worker.run, before certification
+                    for c in chunks:
+                        known = {i: optimised[i] for i in c if i in optimised}
+                        yield c, [], worker.run(c, known, store.add_optimised, not optimise_only)[1]
+
+                done = in_process()
+            for chunk, new_optimised, new in done:
+                if new_optimised:
+                    store.add_optimised(new_optimised)
+                store.add_records(new)
+                records.update((r.idx, r) for r in new)
+                t0 = time.perf_counter()
+                if memory is not None:
+                    bar.phase("memory")
+                    memory.advance(indices, records)
+                memory_seconds += time.perf_counter() - t0
+                bar(len(chunk))
+    finally:
+        try:
+            files = store.export()
+            summary = store.summary()
+            summary["optimised"] = len(store.optimised())
+        finally:  # closed (checkpointed, no -wal/-shm left) even when the views cannot be written
+            store.close()
+    if memory is not None:
+        summary["memory_seconds"] = memory_seconds  # the driver's sequential share of the run
+    return RunSummary(Path(out), summary, files, optimised_only=optimise_only)
+
+
+class _MemoryCertifier:
+    """Memory-based certification on the driver: sequential by nature, in the recorded order."""
+
+    def __init__(self, config: CertifyConfig, dataset, store: RunStore):
+        self.config, self.dataset, self.store = config, dataset, store
+        self.noise = get_noise(config.noise)
+        self.memory = None
+        self.memory_done: set[int] = set()
+
+    def advance(self, order: Sequence[int], records: dict[int, Record]) -> None:
+        """Process raw records in the recorded order, as far as they are contiguous from the start.
+
+        On the first call the memory is rebuilt by replaying the stored (reported) regions.
+        """
+        from ..core.memory import CertificateMemory
+
+        dim = int(np.prod(self.dataset.input_shape))
+        if self.memory is None:
+            self.memory = CertificateMemory(self.noise.norm, dim, on_inside=self.config.on_inside)
+            stored = self.store.memory_records()
+            self.memory_done = {m.idx for m in stored}
+            replay = [m for m in stored if m.predict != ABSTAIN and m.gap > 0]
+            for part in _batches(replay, 256):
+                for m, center in zip(part, self._centers([m.idx for m in part])):
+                    self.memory.add(center, _theta_of(records[m.idx], dim), m.gap, m.predict)
+        todo = []
+        for i in order:
+            if i in self.memory_done:
+                continue
+            if i not in records:
+                break
+            todo.append(i)
+        for part in _batches(todo, 256):
+            rows = []
+            for i, center in zip(part, self._centers(part)):
+                r = records[i]
+                theta = _theta_of(r, dim)
+                decision = self.memory.certify(center, theta, r.gap, r.predict)
+                gap = float(decision.gap) if decision.prediction != ABSTAIN else 0.0
+                geo = float(np.exp(np.mean(np.log(theta))))
+                rows.append(
+                    MemoryRecord(
+                        seq=len(self.memory_done) + len(rows),
+                        idx=i,
+                        predict=int(decision.prediction),
+                        gap=gap,
+                        radius=float(theta.min()) * gap,
+                        radius_proxy=geo * gap,
+                        correct=int(decision.prediction == r.label),
+                        status=decision.status,
+                        conflicts=int(decision.conflicts),
+                    )
+                )
+            self.store.add_memory(rows)
+            self.memory_done.update(part)
+
+    def _centers(self, idx: list[int]) -> np.ndarray:
+        """Flattened float64 inputs: the centres of their regions."""
+        return self.dataset.get(np.asarray(idx)).reshape(len(idx), -1).double().numpy()
+
+
+def _theta_of(record: Record, dim: int) -> np.ndarray:
+    if record.theta is not None:
+        return record.theta.astype(np.float64)
+    return np.full(dim, float(record.sigma))
+
+
+def _batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _device_of(module, requested) -> torch.device:
+    if requested:
+        return _checks.check_device(requested)
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    run_dir: Path
+    regions: int
+    conflicts: list
+    raw_conflicts: list | None
+    memory_changed: int
+    pairs_checked: int
+
+    def text(self) -> str:
+        head = (
+            f"{self.run_dir}: {self.regions} certified regions, {self.pairs_checked} foreign pairs checked "
+            f"exactly, {len(self.conflicts)} intersecting pairs with different predictions"
+        )
+        if self.raw_conflicts is not None:
+            head += (
+                f"; memory changed {self.memory_changed} certificates (without memory: "
+                f"{len(self.raw_conflicts)} intersecting pairs)"
+            )
+        return head
+
+
+def verify_run(run_dir, *, dataset=None, raw: bool = True) -> VerifyOutcome:
+    """Check independently, over all pairs, that no two reported regions with different predictions
+    intersect (verify.py shares no code path with memory.py). Also checks the raw certificates."""
+    from ..core.verify import verify_regions
+    from ..data import load_data
+
+    store = RunStore.read(run_dir)
+    try:
+        config = store.config
+        dataset = dataset if dataset is not None else load_data(config.data, config.split)
+        records = store.records()
+        memory = {m.idx: m for m in store.memory_records()}
+        norm = get_noise(config.noise).norm
+        dim = int(np.prod(dataset.input_shape))
+        idx = [r.idx for r in records]
+        centers = (
+            dataset.get(np.asarray(idx, dtype=np.int64)).reshape(len(idx), -1).double().numpy()
+            if idx
+            else np.zeros((0, dim))
+        )
+        thetas = np.stack([_theta_of(r, dim) for r in records]) if idx else np.zeros((0, dim))
+        raw_gaps = np.array([r.gap for r in records])
+        raw_pred = np.array([r.predict for r in records])
+        if config.uses_memory:
+            gaps = np.array([memory[i].gap if i in memory else 0.0 for i in idx])
+            pred = np.array([memory[i].predict if i in memory else ABSTAIN for i in idx])
+        else:
+            gaps, pred = raw_gaps, raw_pred
+        final = verify_regions(centers, thetas, gaps, pred, norm)
+        before = (
+            verify_regions(centers, thetas, raw_gaps, raw_pred, norm) if raw and config.uses_memory else None
+        )
+        changed = sum(m.status in ("shrunk", "abstain_inside", "adopted") for m in memory.values())
+        return VerifyOutcome(
+            Path(run_dir),
+            int(np.sum(pred != ABSTAIN)),
+            [(idx[i], idx[j]) for i, j in final.conflicts],
+            None if before is None else [(idx[i], idx[j]) for i, j in before.conflicts],
+            changed,
+            final.pairs_checked,
+        )
+    finally:
+        store.close()
