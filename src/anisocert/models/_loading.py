@@ -18,7 +18,6 @@ torchvision's ResNet-50 keys, which go under ``net.`` of ``imagenet_resnet50``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import json
@@ -239,7 +238,7 @@ def _load_exported(path: Path) -> LoadedModel:
         input_shape=tuple(meta["input_shape"]) if "input_shape" in meta else input_shape,
         num_classes=meta.get("num_classes"),
         description=f"exported program {path}{note}",
-        sha256=_sha256(path),
+        sha256=_ckpt.sha256_file(path),
     )
 
 
@@ -278,7 +277,7 @@ def _load_torchscript(path: Path) -> LoadedModel:
         input_shape=tuple(int(d) for d in shape) if shape is not None else None,
         num_classes=getattr(module, "num_classes", meta.get("num_classes")),
         description=f"TorchScript {path}",
-        sha256=_sha256(path),
+        sha256=_ckpt.sha256_file(path),
     )
 
 
@@ -308,7 +307,7 @@ def _load_factory(module_name: str, attr: str) -> LoadedModel:
         input_shape=tuple(shape) if shape is not None else None,
         num_classes=getattr(net, "num_classes", None),
         description=f"factory {spec}",
-        sha256=_sha256(source) if source.is_file() else None,
+        sha256=_ckpt.sha256_file(source) if source.is_file() else None,
         arch=getattr(net, "arch", None),
     )
 
@@ -321,7 +320,7 @@ def _load_sidecar_checkpoint(path: Path) -> LoadedModel:
         input_shape=tuple(sidecar["input_shape"]) if sidecar.get("input_shape") else None,
         num_classes=sidecar["num_classes"],
         description=f"{sidecar['arch']} from {path}",
-        sha256=_sha256(path),
+        sha256=_ckpt.sha256_file(path),
         arch=sidecar["arch"],
         sidecar=sidecar,
     )
@@ -343,7 +342,7 @@ def load_arch_checkpoint(arch: str, path: Path, *, num_classes: int | None = Non
         input_shape=model.input_shape,
         num_classes=model.num_classes,
         description=f"{arch} from {path} ({'; '.join(notes)})" if notes else f"{arch} from {path}",
-        sha256=_sha256(path),
+        sha256=_ckpt.sha256_file(path),
         arch=arch,
     )
 
@@ -358,14 +357,6 @@ def _to_eval(module: nn.Module, device: torch.device) -> nn.Module:
     except NotImplementedError:  # exported programs keep the mode they were exported in
         pass
     return module
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _first_line(err: BaseException) -> str:

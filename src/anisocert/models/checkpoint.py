@@ -161,7 +161,7 @@ def save_checkpoint(
     from safetensors.torch import save_file
 
     _atomic_write(weights, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt", "arch": arch}))
-    text = _to_json({**sidecar, "weights_sha256": _sha256(weights)})
+    text = _to_json({**sidecar, "weights_sha256": sha256_file(weights)})
     _atomic_write(side, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
     return weights
 
@@ -196,7 +196,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     sidecar = read_sidecar(path)
     state = read_weights(weights)
     expected = sidecar.get("weights_sha256")
-    if expected and _sha256(weights) != expected:
+    if expected and sha256_file(weights) != expected:
         raise ModelLoadError(
             f"{weights} does not match its sidecar (sha256 differs): the weights were replaced or damaged"
         )
@@ -518,7 +518,8 @@ def _atomic_write(target: Path, write) -> None:
             os.unlink(tmp)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
