@@ -10,7 +10,7 @@ Specs, tried in this order:
   (``os.system``, any class) is refused with ModelLoadError before anything runs.
 - ``package.module:factory``: imports the module and calls ``factory()`` with no arguments.
 
-State dicts are matched to the architecture by key name (`anisocert.models.checkpoint.map_state_dict`): nestings ``state_dict``,
+State dicts are matched to the architecture by key name (`anisocert.models._state_dict.map_state_dict`): nestings ``state_dict``,
 ``net`` (MACER), ``model_state_dict`` and ``model``; the wrapper prefixes ``module.`` (DataParallel),
 ``1.`` (Cohen et al. and SmoothAdv's ``Sequential(normalize, model)``) and ``model.`` (RS4A); and
 torchvision's ResNet-50 keys, which go under ``net.`` of ``imagenet_resnet50``.
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError, ModelLoadError, UnknownNameError
+from . import _state_dict, _weights
 from . import checkpoint as _ckpt  # a module object: checkpoint imports models._registry
 from ._registry import create_model, is_model, list_models
 
@@ -328,14 +329,14 @@ def _load_sidecar_checkpoint(path: Path) -> LoadedModel:
 
 def load_arch_checkpoint(arch: str, path: Path, *, num_classes: int | None = None) -> LoadedModel:
     """ARCH:CHECKPOINT: build `arch`, map the file's state dict onto it by key name, load it strictly."""
-    raw = _ckpt.read_weights(path)
-    state, nesting = _ckpt.unwrap_state_dict(raw, path)
+    raw = _weights.read_weights(path)
+    state, nesting = _state_dict.unwrap_state_dict(raw, path)
     model = create_model(arch, num_classes)
-    mapped, notes = _ckpt.map_state_dict(model, state, source=str(path), nesting=nesting)
-    classifier = _ckpt.classifier_key(model)
+    mapped, notes = _state_dict.map_state_dict(model, state, source=str(path), nesting=nesting)
+    classifier = _state_dict.classifier_key(model)
     if num_classes is None and classifier in mapped and mapped[classifier].shape[0] != model.num_classes:
         model = create_model(arch, int(mapped[classifier].shape[0]))
-    _ckpt.assign_state_dict(model, mapped, source=str(path))
+    _state_dict.assign_state_dict(model, mapped, source=str(path))
     return LoadedModel(
         module=model,
         outputs=model.outputs,
