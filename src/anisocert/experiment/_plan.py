@@ -75,6 +75,22 @@ def build_plan(
     data = p.data_spec(data_root)
     train_over, certify_over = parse_overrides(overrides)
     pretrained = dict(pretrained or {})
+    steps: list[Step] = []
+    groups: dict[tuple[str, float], list[Path]] = {}
+    for name, sigma, options in _chosen_models(p, preset, sigmas, pretrained):
+        train = replace(TrainConfig(data=data, device=device, **options), **train_over)
+        model_step, model = _model_step(name, train, out, pretrained)
+        certify = _certify_configs(p, name, train, model, data, device, certify_over)
+        steps.append(model_step)
+        for method, config in zip(CERTIFY_METHODS, certify, strict=True):
+            run_dir = out / "runs" / name / method
+            steps.append(Step("certify", f"{name}/{method}", run_dir, arch=train.arch, certify=config))
+            groups.setdefault((get_noise(train.noise).norm, sigma), []).append(run_dir)
+    return steps + _report_steps(groups, p.grid, out)
+
+
+def _chosen_models(p, preset: str, sigmas, pretrained: dict[str, str]) -> list:
+    """The preset's (name, sigma, options) of the chosen sigmas; refuses pretrained names it lacks."""
     names = {name for name, _, _ in p.models}
     unknown = sorted(set(pretrained) - names)
     if unknown:
@@ -88,27 +104,24 @@ def build_plan(
             f"no model of {preset} has sigma in {list(sigmas)}; its sigmas are "
             f"{sorted({m[1] for m in p.models})}"
         )
-    steps: list[Step] = []
-    groups: dict[tuple[str, float], list[Path]] = {}
-    for name, sigma, options in chosen:
-        train = replace(TrainConfig(data=data, device=device, **options), **train_over)
-        if name in pretrained:
-            steps.append(
-                Step(
-                    "import",
-                    name,
-                    out / "models" / f"{name}.import.json",
-                    arch=train.arch,
-                    pretrained=pretrained[name],
-                )
-            )
-            model = pretrained[name]
-        else:
-            stem = out / "models" / name
-            steps.append(Step("train", name, stem, arch=train.arch, train=train))
-            model = str(stem) + ".safetensors"
-        for method in CERTIFY_METHODS:
-            certify = CertifyConfig(
+    return chosen
+
+
+def _model_step(name: str, train: TrainConfig, out: Path, pretrained: dict[str, str]) -> tuple[Step, str]:
+    """(the step that makes base model NAME: import it or train it, the model spec its runs certify)."""
+    if name in pretrained:
+        output = out / "models" / f"{name}.import.json"
+        return Step("import", name, output, arch=train.arch, pretrained=pretrained[name]), pretrained[name]
+    stem = out / "models" / name
+    return Step("train", name, stem, arch=train.arch, train=train), str(stem) + ".safetensors"
+
+
+def _certify_configs(p, name: str, train: TrainConfig, model: str, data: str, device, over) -> list:
+    """One run per method in CERTIFY_METHODS: the base model's noise and sigma, the preset's budget, then
+    the certify overrides."""
+    return [
+        replace(
+            CertifyConfig(
                 model=model,
                 data=data,
                 noise=train.noise,
@@ -117,23 +130,26 @@ def build_plan(
                 label=f"{name} {method}",
                 device=device,
                 **p.certify,
-            )
-            certify = replace(certify, **certify_over)
-            run_dir = out / "runs" / name / method
-            steps.append(Step("certify", f"{name}/{method}", run_dir, arch=train.arch, certify=certify))
-            groups.setdefault((get_noise(train.noise).norm, sigma), []).append(run_dir)
-    for (norm, sigma), runs in groups.items():
-        grid = "l1" if norm == "l1" and p.grid != "auto" else p.grid
-        steps.append(
-            Step(
-                "report",
-                f"{norm} sigma={sigma:g}",
-                out / "report" / f"{norm}-sigma-{sigma:g}",
-                runs=tuple(runs),
-                grid=grid,
-            )
+            ),
+            **over,
         )
-    return steps
+        for method in CERTIFY_METHODS
+    ]
+
+
+def _report_steps(groups: dict[tuple[str, float], list[Path]], grid: str, out: Path) -> list[Step]:
+    """One report per (norm, sigma) over its runs; l1 runs use the l1 grid, l2 runs the preset's, and a
+    preset whose grid is 'auto' (fitted to its runs' radii) uses it for both."""
+    return [
+        Step(
+            "report",
+            f"{norm} sigma={sigma:g}",
+            out / "report" / f"{norm}-sigma-{sigma:g}",
+            runs=tuple(runs),
+            grid="l1" if norm == "l1" and grid != "auto" else grid,
+        )
+        for (norm, sigma), runs in groups.items()
+    ]
 
 
 @dataclass

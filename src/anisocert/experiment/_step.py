@@ -31,7 +31,7 @@ class Step:
 
     def done(self) -> bool:
         if self.kind == "train":
-            from ..train._loop import paths
+            from ..train._state import paths
 
             weights, sidecar, _ = paths(self.output)
             if not (weights.is_file() and sidecar.is_file()):

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from .. import _checks
+from ..core import certificates
+from ..core.certificates import ABSTAIN, MEMORY_CHANGED
 from ..core.noise import get_noise
-from ..core.smooth import ABSTAIN
 from ..errors import InputError
 from .config import CertifyConfig
 from .progress import Progress
@@ -222,15 +223,15 @@ class _MemoryCertifier:
                 theta = _theta_of(r, dim)
                 decision = self.memory.certify(center, theta, r.gap, r.predict)
                 gap = float(decision.gap) if decision.prediction != ABSTAIN else 0.0
-                geo = float(np.exp(np.mean(np.log(theta))))
+                geo = float(np.exp(np.mean(np.log(theta))))  # as smooth.theta_summary, in float64
                 rows.append(
                     MemoryRecord(
                         seq=len(self.memory_done) + len(rows),
                         idx=i,
                         predict=int(decision.prediction),
                         gap=gap,
-                        radius=float(theta.min()) * gap,
-                        radius_proxy=geo * gap,
+                        radius=float(certificates.radius(theta.min(), gap)),
+                        radius_proxy=float(certificates.proxy_radius(geo, gap)),
                         correct=int(decision.prediction == r.label),
                         status=decision.status,
                         conflicts=int(decision.conflicts),
@@ -317,7 +318,7 @@ def verify_run(run_dir, *, dataset=None, raw: bool = True) -> VerifyOutcome:
         before = (
             verify_regions(centers, thetas, raw_gaps, raw_pred, norm) if raw and config.uses_memory else None
         )
-        changed = sum(m.status in ("shrunk", "abstain_inside", "adopted") for m in memory.values())
+        changed = sum(m.status in MEMORY_CHANGED for m in memory.values())
         return VerifyOutcome(
             Path(run_dir),
             int(np.sum(pred != ABSTAIN)),

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnisocertError, RunStoreError
+from ..core.certificates import MEMORY_CHANGED
+from ..errors import AnisocertError, RunStoreError, one_line
 from .config import CertifyConfig
 
 __all__ = ["RunStore", "Record", "MemoryRecord", "TSV_COLUMNS", "DB_NAME"]
@@ -183,7 +184,7 @@ class RunStore:
             if db is not None:
                 db.close()
             raise RunStoreError(
-                f"{path} is corrupt or not an anisocert store ({_one_line(err)}); certify into a new --out"
+                f"{path} is corrupt or not an anisocert store ({one_line(err)}); certify into a new --out"
             ) from None
         if schema != str(SCHEMA_VERSION):
             db.close()
@@ -228,7 +229,7 @@ class RunStore:
             return self.db.execute(sql).fetchall()
         except sqlite3.DatabaseError as err:
             raise RunStoreError(
-                f"{self.run_dir / DB_NAME} is corrupt ({_one_line(err)}); certify into a new --out"
+                f"{self.run_dir / DB_NAME} is corrupt ({one_line(err)}); certify into a new --out"
             ) from None
 
     @contextmanager
@@ -430,7 +431,7 @@ class RunStore:
             "inputs": len(records),
             "abstained": sum(r.predict < 0 for r in records),
             "fallbacks": sum(r.fallback for r in records),
-            "memory_changed": sum(m.status in ("shrunk", "abstain_inside", "adopted") for m in memory),
+            "memory_changed": sum(m.status in MEMORY_CHANGED for m in memory),
             "memory_processed": len(memory),
         }
 
@@ -485,7 +486,7 @@ def _is_empty_database(path: Path) -> bool:
 
 def _write_error(path: Path, what: str, err: Exception) -> RunStoreError:
     """The one-line error for a failed write (sqlite3.OperationalError or OSError)."""
-    text = _one_line(err)
+    text = one_line(err)
     if getattr(err, "errno", None) == errno.ENOSPC or "full" in text or "No space left" in text:
         return RunStoreError(
             f"disk full while saving {what} to {path}; free space and re-run the same command to resume "
@@ -505,11 +506,6 @@ def _write_error(path: Path, what: str, err: Exception) -> RunStoreError:
     return RunStoreError(
         f"cannot save {what} to {path} ({text}); fix that and re-run the same command to resume"
     )
-
-
-def _one_line(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def _write_lines(path: Path, header: str, lines: list[str]) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.certificates import MEMORY_CHANGED
 from ..core.metrics import AUTO, average_certified_radius, certified_accuracy, resolve_grid
 from ..errors import DataLoadError, InvalidParameterError, RunStoreError
 from .tables import Table, latex_escape, to_latex, to_markdown
@@ -38,7 +39,6 @@ __all__ = [
     "write_report",
 ]
 
-MEMORY_CHANGED = ("shrunk", "abstain_inside", "adopted")  # memory.MemoryDecision.changed
 
 REQUIRED_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
 _INT_COLUMNS = ("idx", "label", "predict", "correct")
