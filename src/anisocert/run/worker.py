@@ -24,6 +24,10 @@ __all__ = ["ChunkWorker", "OptimisedRow"]
 OptimisedRow = tuple
 
 
+def _quiet(phase: str) -> None:
+    """The default phase listener: no progress to tell (a Ray worker, a worker used from Python)."""
+
+
 class ChunkWorker:
     """The per-chunk work of a run, free of any run store: choose theta, then certify with fresh draws.
 
@@ -44,7 +48,7 @@ class ChunkWorker:
             compile=config.compile,
         )
         self.reused = reused if reused is not None else load_reused(config, config.model_sha256)
-        self.on_phase = lambda name: None  # told "sigma search", "theta search", "certification"
+        self.on_phase = _quiet  # told "sigma search", "theta search", "certification" (the run's progress)
 
     def run(
         self, chunk: list[int], known: dict, commit_optimised=None, certify: bool = True
