@@ -104,6 +104,7 @@ class RunStore:
         self.db = connection
         self.config = config
         self.writable = writable
+        self._wal = False  # switched to WAL by this connection (at its first write): switched back on close
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -129,9 +130,7 @@ class RunStore:
             finally:
                 existing.close()
             store = cls(run_dir, _open_for_writing(path), config, writable=True)
-            with store._saving("the resumed run"):
-                store.db.execute("PRAGMA journal_mode=WAL")
-                store.db.execute("PRAGMA synchronous=NORMAL")
+            store._check_writable("the resumed run")
             return store
         run_dir.mkdir(parents=True, exist_ok=True)
         store = cls(run_dir, _open_for_writing(path), config, writable=True)
@@ -147,8 +146,6 @@ class RunStore:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         with store._saving("the new run's metadata"):
-            store.db.execute("PRAGMA journal_mode=WAL")
-            store.db.execute("PRAGMA synchronous=NORMAL")
             store.db.execute("BEGIN")  # tables and metadata in one transaction: all or nothing
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 store.db.execute(statement)
@@ -237,11 +234,25 @@ class RunStore:
         """One transaction; a full disk or another failed write becomes a one-line RunStoreError.
 
         SQLite rolls the transaction back, so every row committed before stays intact and the same
-        command resumes after the cause is fixed.
+        command resumes after the cause is fixed. The first write switches the store to WAL (a resume
+        that writes nothing leaves its file as it was, byte for byte); close switches it back.
         """
         try:
+            if self.writable and not self._wal:  # a store opened by read() is never switched
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._wal = True
             with self.db:
                 yield
+        except sqlite3.OperationalError as err:
+            raise _write_error(self.run_dir / DB_NAME, what, err) from None
+
+    def _check_writable(self, what: str) -> None:
+        """Fail now, in one line, when another process holds the store or it cannot be written: an
+        empty write transaction takes the write lock and writes nothing."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("ROLLBACK")
         except sqlite3.OperationalError as err:
             raise _write_error(self.run_dir / DB_NAME, what, err) from None
 
@@ -251,7 +262,7 @@ class RunStore:
         views, with no -wal/-shm files, and reading it later (mode=ro) creates none either. A resume
         switches it to WAL again. Where another process still has it open, the switch is skipped (the
         store stays WAL, as valid; its -wal/-shm files remain until that reader is done)."""
-        if self.writable:
+        if self._wal:
             try:
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self.db.execute("PRAGMA journal_mode=DELETE")
@@ -262,6 +273,8 @@ class RunStore:
     # -- optimisation results --------------------------------------------------------------------
     def add_optimised(self, rows) -> None:
         """Commit (idx, sigma, theta or None, sigma_time, theta_time) rows atomically."""
+        if not rows:  # nothing to save: the store is not touched
+            return
         with self._saving(f"the optimised noise scales of {len(rows)} inputs"):
             self.db.executemany(
                 "INSERT INTO optimised VALUES (?, ?, ?, ?, ?)",
@@ -275,6 +288,8 @@ class RunStore:
     # -- raw records -----------------------------------------------------------------------------
     def add_records(self, records: list[Record]) -> None:
         """Commit a batch of raw certificates in one transaction."""
+        if not records:  # nothing to save: the store is not touched
+            return
         with self._saving(f"the certificates of {len(records)} inputs"):
             self.db.executemany(
                 "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -328,6 +343,8 @@ class RunStore:
 
     # -- memory-based records --------------------------------------------------------------------
     def add_memory(self, rows: list[MemoryRecord]) -> None:
+        if not rows:  # nothing to save: the store is not touched
+            return
         with self._saving(f"the memory-based certificates of {len(rows)} inputs"):
             self.db.executemany(
                 "INSERT INTO memory VALUES (?,?,?,?,?,?,?,?,?)",
