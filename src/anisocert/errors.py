@@ -51,3 +51,9 @@ class DataLoadError(AnisocertError):
 
 class RunStoreError(AnisocertError):
     """A run directory belongs to another configuration, or its store is corrupt."""
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message (its type's name when empty): for one-line error reports."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__

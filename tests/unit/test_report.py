@@ -193,6 +193,57 @@ def test_summary_values_and_markdown_exact():
     )
 
 
+def _small_radii_runs() -> list[Results]:
+    """Two runs whose radii stay under 0.5, as the digits' l1 runs: the published l1 grid (0 to 4 in
+    steps of 0.5) is 0 for both past its first column."""
+    rng = np.random.default_rng(1)
+    runs = []
+    for name, scale in (("fixed", 0.3), ("ancer", 0.45)):
+        radius = rng.uniform(0, scale, 40)
+        columns = dict(idx=np.arange(40), label=np.zeros(40, int), predict=np.zeros(40, int))
+        runs.append(Results(name, {**columns, "radius": radius, "correct": np.ones(40, int), "time": radius}))
+    return runs
+
+
+def test_the_auto_grid_fits_the_runs_and_the_published_grids_stay_available():
+    runs = _small_radii_runs()
+    largest = max(r.radius.max() for r in runs)
+    table = summary_table(runs, "auto")
+    radii = [float(c.split("= ")[1]) for c in table.columns if c.startswith("r = ")]
+    assert 6 <= len(radii) <= 10 and radii[0] == 0 and radii[-1] <= largest
+    accuracy = table.values[:, 1 : 1 + len(radii)]
+    assert (accuracy.max(axis=0) > 0).all()  # no column is 0 for every run
+    published = summary_table(runs, "l1")
+    assert [c for c in published.columns if c.startswith("r = ")] == [
+        f"r = {r:g}" for r in np.arange(9) * 0.5
+    ]
+
+
+def test_a_column_where_every_run_is_zero_is_not_bold():
+    markdown = to_markdown(summary_table(_small_radii_runs(), "l1"))
+    rows = [line.split("|")[2:-1] for line in markdown.splitlines()[2:]]
+    zero_columns = [j for j in range(len(rows[0])) if all(row[j].strip() == "0.000" for row in rows)]
+    assert len(zero_columns) == 8  # r = 0.5 ... 4
+    assert "**0.000**" not in markdown and "**" in markdown  # the best non-zero entries still are bold
+    latex = to_latex(summary_table(_small_radii_runs(), "l1"))
+    assert "\\textbf{0.000}" not in latex
+
+
+def test_report_command_defaults_to_the_fitted_grid(tmp_path):
+    from typer.testing import CliRunner
+
+    from anisocert.cli import app
+
+    paths = [str(write_tsv(run, tmp_path / f"{run.name}.tsv")) for run in _small_radii_runs()]
+    result = CliRunner().invoke(app, ["report", *paths, "--out", str(tmp_path / "out"), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert "r = 0.05 |" in result.output and "r = 0.5 |" not in result.output
+    assert "**0.000**" not in result.output
+    assert "r = 0.05 |" in (tmp_path / "out" / "report.md").read_text()
+    published = CliRunner().invoke(app, ["report", *paths, "--grid", "l1"])
+    assert published.exit_code == 0 and "r = 4 |" in published.output
+
+
 def test_latex_exact():
     table = Table(
         rows=["fixed_0.25", "ancer"],

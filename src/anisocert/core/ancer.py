@@ -48,6 +48,13 @@ class AncerResult:
     certificate: CertifyResult
     fallback: np.ndarray
 
+    def reported_theta(self) -> np.ndarray:
+        """(B, dim) float64: the theta of each reported region (sigma_x where the isotropic one was kept),
+        as memory-based certification (core/memory.py) takes it."""
+        B = len(self.sigma)
+        flat = self.theta.reshape(B, -1).astype(np.float64)
+        return np.where(self.fallback[:, None], self.sigma[:, None], flat)
+
 
 def ancer(
     model,

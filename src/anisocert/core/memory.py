@@ -34,11 +34,11 @@ import numpy as np
 from .._checks import check_int
 from ..errors import InputError, InvalidParameterError, UnknownNameError
 from . import regions
+from .certificates import ABSTAIN, MEMORY_CHANGED, MEMORY_STATUSES
 
 __all__ = ["ABSTAIN", "MemoryDecision", "CertificateMemory", "STATUSES", "ON_INSIDE"]
 
-ABSTAIN = -1  # the same value as anisocert.core.smooth.ABSTAIN (kept here so memory does not import torch)
-STATUSES = ("unchanged", "shrunk", "abstain_inside", "adopted", "abstain")
+STATUSES = MEMORY_STATUSES
 ON_INSIDE = ("abstain", "adopt")
 
 _INITIAL_CAPACITY = 64
@@ -67,7 +67,7 @@ class MemoryDecision:
     @property
     def changed(self) -> bool:
         """Whether memory changed the certificate (what the report counts)."""
-        return self.status in ("shrunk", "abstain_inside", "adopted")
+        return self.status in MEMORY_CHANGED
 
 
 class CertificateMemory:

@@ -13,6 +13,9 @@ data-set index idx comes from ``sampling.unit_noise(phase=Phase.SIGMA or Phase.T
 so an input's result does not depend on the other inputs of its batch or on batch_size (up to the
 float rounding of the model). These draws only choose theta; certify with fresh draws
 (``smooth.Smoothed.certify`` uses other phases).
+
+This module checks the arguments and holds theta's Adam; the surrogate itself is ``_surrogate.Surrogate``
+and the isotropic searches (gradient, search, votes) are in ``_sigma_search``.
 """
 
 from __future__ import annotations
@@ -27,16 +30,17 @@ import torch
 
 from .. import _checks
 from ..errors import InputError, InvalidParameterError, UnknownNameError
+from ._sigma_search import sigma_gradient, sigma_search
+from ._surrogate import Surrogate
 from .bounds import pA_lower_ceiling
 from .noise import get_noise
-from .sampling import Phase, unit_noise
+from .sampling import Phase
 
 __all__ = ["OUTPUTS", "SIGMA_METHODS", "OptimiseResult", "frozen", "optimise_sigma", "optimise_theta"]
 __all__ += ["surrogate_gap"]
 
 OUTPUTS = ("logits", "probabilities")
 SIGMA_METHODS = ("gradient", "search", "votes")
-_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: golden-section shrink factor
 
 
 @dataclass(frozen=True)
@@ -71,103 +75,6 @@ def frozen(model):
     finally:
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
-
-
-class _Surrogate:
-    """One call's model, noise family and draw stream; evaluates psi, gap_hat and their gradients."""
-
-    def __init__(self, model, noise, x, *, samples, seed, phase, outputs, batch_size):
-        self.model, self.noise, self.outputs, self.batch_size = model, noise, outputs, batch_size
-        self.samples, self.seed, self.phase, self.like = samples, seed, phase, x
-        self.generator = torch.Generator(device=x.device)
-
-    def draws(self, idx, block):
-        """u of one block per input named in idx: (len(idx), m, *D); one seeded stream per input."""
-        shape, x = (self.samples, *self.like.shape[1:]), self.like
-        common = dict(seed=self.seed, phase=self.phase, block=block, generator=self.generator)
-        return torch.stack(
-            [unit_noise(self.noise, shape, idx=int(i), device=x.device, dtype=x.dtype, **common) for i in idx]
-        )
-
-    def chunks(self, x, scale, u):
-        """(rows, noisy) over the B*K*m inputs x_b + scale_bk * u_bj, at most batch_size at a time.
-
-        x: (B, *D); scale: (B, K, *S), S broadcastable to D (K candidates per input); u: (B, m, *D).
-        rows: (c,) the candidate b*K + k of each noisy input of the chunk.
-        """
-        B, K, m = scale.shape[0], scale.shape[1], u.shape[1]
-        scale_flat, u_flat, total = scale.flatten(0, 1), u.flatten(0, 1), B * K * m
-        for start in range(0, total, self.batch_size):
-            i = torch.arange(start, min(start + self.batch_size, total), device=x.device)
-            rows, j = i // m, i % m
-            yield rows, torch.addcmul(x[rows // K], scale_flat[rows], u_flat[rows // K * m + j])
-
-    def probs(self, noisy):
-        out = self.model(noisy)
-        return (out.softmax(dim=1) if self.outputs == "logits" else out).float()
-
-    def mean_probs(self, x, scale, u):
-        """psi: (B, K, C), the mean over the m draws of the soft prediction at x + scale * u."""
-        psi = None
-        for rows, noisy in self.chunks(x, scale, u):
-            p = self.probs(noisy)
-            psi = p.new_zeros(scale.shape[0] * scale.shape[1], p.shape[1]) if psi is None else psi
-            psi = psi.index_add(0, rows, p)  # out of place: differentiable
-        return (psi / u.shape[1]).view(scale.shape[0], scale.shape[1], -1)
-
-    @torch.no_grad()
-    def mean_votes(self, x, scale, u):
-        """(B, K, C): the fraction of the m draws at x + scale * u that the model assigns to each class.
-
-        Hard votes, as certification counts them (not differentiable; used by the votes search).
-        """
-        votes = None
-        for rows, noisy in self.chunks(x, scale, u):
-            out = self.model(noisy)
-            hits = torch.nn.functional.one_hot(out.argmax(dim=1), out.shape[1]).to(torch.float32)
-            votes = hits.new_zeros(scale.shape[0] * scale.shape[1], out.shape[1]) if votes is None else votes
-            votes.index_add_(0, rows, hits)
-        return (votes / u.shape[1]).view(scale.shape[0], scale.shape[1], -1)
-
-    def gap(self, psi):
-        top = psi.topk(2, dim=-1).values
-        return self.noise.surrogate_gap(top[..., 0], top[..., 1])
-
-    def value_and_grad(self, objective, x, scale, idx, block):
-        """objective(psi, scale) (B,) over block's draws, and its gradient wrt scale (B, *S).
-
-        Inputs share forward passes in groups of batch_size // samples (one forward and one backward
-        pass each). When samples > batch_size an input takes two passes: psi without a graph, then
-        chunked vector-Jacobian products dJ/dpsi . dpsi/dscale, so memory stays at batch_size rows.
-        """
-        values, grads, group = [], [], max(1, self.batch_size // self.samples)
-        for lo in range(0, x.shape[0], group):
-            xs, u = x[lo : lo + group], self.draws(idx[lo : lo + group], block)
-            s = scale[lo : lo + group].detach().requires_grad_(True)
-            if self.samples <= self.batch_size:
-                value = objective(self.mean_probs(xs, s.unsqueeze(1), u)[:, 0], s)
-                grad = torch.autograd.grad(value.sum(), s)[0]
-            else:
-                with torch.no_grad():
-                    psi = self.mean_probs(xs, s.unsqueeze(1), u)[:, 0]
-                value = objective(psi.requires_grad_(True), s)
-                g_psi, grad = torch.autograd.grad(value.sum(), (psi, s))
-                for rows, noisy in self.chunks(xs, s.unsqueeze(1), u):
-                    vjp = (self.probs(noisy) * g_psi[rows]).sum() / self.samples
-                    grad = grad + torch.autograd.grad(vjp, s)[0]
-            values.append(value.detach())
-            grads.append(grad)
-        return torch.cat(values), torch.cat(grads)
-
-    def passes(self, steps):
-        """(forward, backward) noisy model evaluations per input for ``steps`` gradient steps."""
-        return steps * self.samples * (1 + (self.samples > self.batch_size)), steps * self.samples
-
-
-def _iso_objective(surrogate):
-    """sigma / 2 * gap_hat (l2) or sigma * gap_hat (l1): DDRS's surrogate isotropic radius."""
-    factor = 0.5 if surrogate.noise.norm == "l2" else 1.0
-    return lambda psi, sigma: factor * sigma.flatten(1)[:, 0] * surrogate.gap(psi)
 
 
 def _ancer_objective(surrogate, kappa):
@@ -295,102 +202,24 @@ def optimise_sigma(
         raise InvalidParameterError(f"sigma_max={sigma_max!r} must be a number > sigma_min={sigma_min}")
     if method != "gradient" and not math.isfinite(sigma_max):
         raise InvalidParameterError(f"sigma_max={sigma_max} must be finite for the search; e.g. 10 * sigma0")
-    surrogate = _Surrogate(
+    surrogate = Surrogate(
         model, noise, x, samples=samples, seed=seed, phase=Phase.SIGMA, outputs=outputs, batch_size=batch_size
     )
     with frozen(model):
         if method == "gradient":
             iterations = _checks.check_int("iterations", iterations, min_value=0, hint="; the usual is 900")
             lr = _checks.check_real("lr", lr, hint="; the usual value is 0.04")
-            sigma = _sigma_gradient(surrogate, x, idx, sigma0, iterations, lr, sigma_min, sigma_max)
+            sigma = sigma_gradient(surrogate, x, idx, sigma0, iterations, lr, sigma_min, sigma_max)
             steps, passes = iterations, surrogate.passes(iterations)
         else:
             grid_points = _checks.check_int("grid_points", grid_points, min_value=2, hint="; e.g. 8")
             refine_steps = _checks.check_int("refine_steps", refine_steps, min_value=0, hint="; e.g. 6")
-            sigma = _sigma_search(
+            sigma = sigma_search(
                 surrogate, x, idx, sigma0, sigma_min, sigma_max, grid_points, refine_steps, cap
             )
             steps = grid_points + 3 + refine_steps
             passes = (steps * samples, 0)
     return _result(x, sigma=sigma, steps=steps, passes=passes, start=start)
-
-
-def _sigma_gradient(surrogate, x, idx, sigma0, iterations, lr, sigma_min, sigma_max):
-    """Plain gradient ascent (DDRS): sigma += lr * grad, then clamp to [sigma_min, sigma_max]."""
-    sigma = torch.full((x.shape[0], *(1,) * (x.ndim - 1)), sigma0, device=x.device, dtype=x.dtype)
-    objective = _iso_objective(surrogate)
-    with torch.enable_grad():
-        for step in range(iterations):
-            _, grad = surrogate.value_and_grad(objective, x, sigma, idx, block=step)
-            sigma = (sigma + lr * grad).clamp(sigma_min, sigma_max)
-    return sigma.reshape(-1)
-
-
-@torch.no_grad()
-def _sigma_search(surrogate, x, idx, sigma0, sigma_min, sigma_max, grid_points, refine_steps, cap=None):
-    """Log-spaced grid, then golden-section search in log sigma; the same draws for all candidates.
-
-    cap None: the soft surrogate radius; else the hard-vote radius with p capped at cap.
-    """
-    objective, ones, found = _iso_objective(surrogate), (1,) * (x.ndim - 1), []
-    group = max(1, surrogate.batch_size // surrogate.samples)
-    grid = torch.linspace(math.log(sigma_min), math.log(sigma_max), grid_points, device=x.device)
-    grid = torch.cat([grid.new_tensor([math.log(sigma0)]), grid]).to(x.dtype)
-    for lo in range(0, x.shape[0], group):
-        xs, u = x[lo : lo + group], surrogate.draws(idx[lo : lo + group], block=0)
-        cls = None  # top class at sigma0, set by the first evaluation
-
-        def radius(log_sigma, xs=xs, u=u):  # (G, K) candidates -> surrogate radius (G, K)
-            nonlocal cls
-            s = log_sigma.exp().reshape(*log_sigma.shape, *ones)
-            psi = (surrogate.mean_probs if cap is None else surrogate.mean_votes)(xs, s, u)
-            cls = psi[:, 0].argmax(dim=1, keepdim=True) if cls is None else cls
-            if cap is None:
-                value = objective(psi.flatten(0, 1), s.flatten(0, 1)).view(log_sigma.shape)
-            else:
-                value = _vote_radius(
-                    surrogate.noise,
-                    psi.gather(2, cls[:, :, None].expand(-1, psi.shape[1], 1))[..., 0],
-                    log_sigma.exp(),
-                    cap,
-                )
-            return value.where(psi.argmax(dim=2) == cls, -math.inf)
-
-        start = grid.expand(xs.shape[0], -1)
-        values = radius(start)
-        best_value, best = values[:, 0], start[:, 0]  # sigma0 always keeps its own class
-        k = values[:, 1:].argmax(dim=1, keepdim=True)
-        a = start[:, 1:].gather(1, (k - 1).clamp(min=0))[:, 0]
-        b = start[:, 1:].gather(1, (k + 1).clamp(max=grid_points - 1))[:, 0]
-        candidates = [(start[:, 1:].gather(1, k)[:, 0], values[:, 1:].gather(1, k)[:, 0])]
-        c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
-        fc, fd = radius(torch.stack([c, d], dim=1)).unbind(1)
-        candidates += [(c, fc), (d, fd)]
-        for _ in range(refine_steps):
-            left = fc >= fd  # the maximum lies in [a, d]
-            a, b = a.where(left, c), d.where(left, b)
-            new = torch.where(left, b - _GOLDEN * (b - a), a + _GOLDEN * (b - a))
-            f_new = radius(new[:, None])[:, 0]
-            c, d, fc, fd = (
-                new.where(left, d),
-                c.where(left, new),
-                f_new.where(left, fd),
-                fc.where(left, f_new),
-            )
-            candidates.append((new, f_new))
-        for point, value in candidates:
-            better = value > best_value
-            best, best_value = point.where(better, best), value.where(better, best_value)
-        found.append(best.exp())
-    return torch.cat(found)
-
-
-def _vote_radius(noise, p, sigma, cap):
-    """c * sigma * gap(min(p, cap)): the isotropic radius certification would report at vote share p;
-    -inf where p <= 1/2 (certification would abstain). c = 1 here: only the argmax over sigma matters."""
-    p = p.clamp(max=cap)
-    gap = torch.as_tensor(noise.gap(p.double().cpu().numpy()), device=p.device, dtype=sigma.dtype)
-    return (sigma * gap).where(p > 0.5, -math.inf)
 
 
 def optimise_theta(
@@ -447,7 +276,7 @@ def optimise_theta(
         raise InvalidParameterError(f"kappa={kappa!r} must be a finite number >= 0; the usual value is 2")
     tol = None if tol is None else _checks.check_real("tol", tol, hint="; e.g. 1e-3")
     patience = _checks.check_int("patience", patience, hint="; e.g. 10")
-    surrogate = _Surrogate(
+    surrogate = Surrogate(
         model, noise, x, samples=samples, seed=seed, phase=Phase.THETA, outputs=outputs, batch_size=batch_size
     )
     with frozen(model):
@@ -520,7 +349,7 @@ def surrogate_gap(
     if theta.shape != x.shape:  # a scalar or one sigma per input
         theta = theta.reshape(-1).expand(x.shape[0]) if theta.numel() == 1 else theta.reshape(-1)
         theta = theta.reshape(x.shape[0], *(1,) * (x.ndim - 1))
-    surrogate = _Surrogate(
+    surrogate = Surrogate(
         model, noise, x, samples=samples, seed=seed, phase=phase, outputs=outputs, batch_size=batch_size
     )
     u = surrogate.draws(idx, block)

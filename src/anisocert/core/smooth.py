@@ -8,8 +8,10 @@ import numpy as np
 import torch
 
 from .. import _checks
+from . import certificates
 from .bounds import pA_lower as _pA_lower
 from .bounds import top_two_pvalue
+from .certificates import ABSTAIN
 from .noise import NoiseFamily, get_noise
 from .sampling import Phase, count_predictions
 from .sequential import LookSchedule, parse_radii, run_looks
@@ -27,8 +29,6 @@ __all__ = [
     "base_forward",
     "theta_summary",
 ]
-
-ABSTAIN = -1
 
 
 @dataclass(frozen=True)
@@ -283,8 +283,8 @@ def certificate_from_counts(
         prediction=np.where(certified, cA, ABSTAIN).astype(np.int64),
         pA_lower=lower,
         gap=gap,
-        radius=min_theta * gap,
-        proxy_radius=geo_theta * gap,
+        radius=certificates.radius(min_theta, gap),
+        proxy_radius=certificates.proxy_radius(geo_theta, gap),
         min_theta=min_theta,
         geo_mean_theta=geo_theta,
         counts_select=np.asarray(counts_select),

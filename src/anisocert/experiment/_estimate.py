@@ -7,13 +7,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..run.config import CertifyConfig
 from ..train import OBJECTIVES
-
-if TYPE_CHECKING:
-    from ._plan import Step
+from ._step import Step
 
 __all__ = ["Estimate", "BACKWARD_COST", "data_sizes", "measure_throughput", "estimate_plan", "format_plan"]
 

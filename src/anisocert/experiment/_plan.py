@@ -10,95 +10,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..core.noise import get_noise
-from ..errors import InvalidParameterError, RunStoreError, UnknownNameError
+from ..errors import InvalidParameterError, UnknownNameError
 from ..run.config import CertifyConfig
 from ..train import TrainConfig
 from ._estimate import _duration, estimate_plan, format_plan
 from ._presets import get_preset
+from ._step import Step
 
 __all__ = ["Step", "CERTIFY_METHODS", "ExperimentSummary", "parse_overrides", "build_plan", "run_experiment"]
 
 CERTIFY_METHODS = ("fixed", "isotropic", "ancer")
-
-
-@dataclass(frozen=True)
-class Step:
-    """One unit of work. kind: train | import | certify | report. output: what it writes (its presence,
-    with a matching configuration, marks the step as done)."""
-
-    kind: str
-    name: str
-    output: Path
-    arch: str = ""
-    train: TrainConfig | None = None
-    pretrained: str | None = None
-    certify: CertifyConfig | None = None
-    runs: tuple[Path, ...] = ()
-    grid: str = ""
-
-    def done(self) -> bool:
-        if self.kind == "train":
-            from ..train._loop import paths
-
-            weights, sidecar, _ = paths(self.output)
-            if not (weights.is_file() and sidecar.is_file()):
-                return False
-            recorded = json.loads(sidecar.read_text()).get("training")
-            if recorded != json.loads(json.dumps(self.train.result_dict())):
-                raise RunStoreError(
-                    f"{weights} was trained with another configuration; delete it (and "
-                    f"{sidecar.name}) to train this one, or choose another --out"
-                )
-            return True
-        if self.kind == "import":
-            return (
-                self.output.is_file() and json.loads(self.output.read_text()).get("spec") == self.pretrained
-            )
-        if self.kind == "certify":
-            marker = self.output / "experiment-step.json"
-            return (
-                marker.is_file()
-                and json.loads(marker.read_text()).get("config_hash") == self.certify.result_hash()
-            )
-        report = self.output / "report.md"
-        tsvs = [r / "certify.tsv" for r in self.runs]
-        return report.is_file() and all(
-            t.is_file() and t.stat().st_mtime <= report.stat().st_mtime for t in tsvs
-        )
-
-    def run(self, *, progress: bool, log: Callable[[str], None], command: str) -> None:
-        if self.kind == "train":
-            from ..train import train_model
-
-            train_model(self.train, self.output, progress=progress, log=log)
-        elif self.kind == "import":
-            from ..models import load_model
-
-            loaded = load_model(self.pretrained)
-            self.output.parent.mkdir(parents=True, exist_ok=True)
-            self.output.write_text(
-                json.dumps(
-                    {
-                        "spec": self.pretrained,
-                        "description": loaded.description,
-                        "sha256": loaded.sha256,
-                        "num_classes": loaded.num_classes,
-                    },
-                    indent=2,
-                )
-            )
-        elif self.kind == "certify":
-            from ..run.runner import certify_dataset
-
-            summary = certify_dataset(self.certify, self.output, progress=progress, command=command)
-            log(summary.text())
-            marker = {"config_hash": self.certify.result_hash(), "step": self.name}
-            (self.output / "experiment-step.json").write_text(json.dumps(marker, indent=2) + "\n")
-        else:
-            from ..viz.report import load_results, write_report
-
-            results = [load_results(r) for r in self.runs]
-            write_report(results, self.output, grid=self.grid)
 
 
 def parse_overrides(items: Sequence[str] | dict | None) -> tuple[dict, dict]:
@@ -154,6 +75,22 @@ def build_plan(
     data = p.data_spec(data_root)
     train_over, certify_over = parse_overrides(overrides)
     pretrained = dict(pretrained or {})
+    steps: list[Step] = []
+    groups: dict[tuple[str, float], list[Path]] = {}
+    for name, sigma, options in _chosen_models(p, preset, sigmas, pretrained):
+        train = replace(TrainConfig(data=data, device=device, **options), **train_over)
+        model_step, model = _model_step(name, train, out, pretrained)
+        certify = _certify_configs(p, name, train, model, data, device, certify_over)
+        steps.append(model_step)
+        for method, config in zip(CERTIFY_METHODS, certify, strict=True):
+            run_dir = out / "runs" / name / method
+            steps.append(Step("certify", f"{name}/{method}", run_dir, arch=train.arch, certify=config))
+            groups.setdefault((get_noise(train.noise).norm, sigma), []).append(run_dir)
+    return steps + _report_steps(groups, p.grid, out)
+
+
+def _chosen_models(p, preset: str, sigmas, pretrained: dict[str, str]) -> list:
+    """The preset's (name, sigma, options) of the chosen sigmas; refuses pretrained names it lacks."""
     names = {name for name, _, _ in p.models}
     unknown = sorted(set(pretrained) - names)
     if unknown:
@@ -167,27 +104,24 @@ def build_plan(
             f"no model of {preset} has sigma in {list(sigmas)}; its sigmas are "
             f"{sorted({m[1] for m in p.models})}"
         )
-    steps: list[Step] = []
-    groups: dict[tuple[str, float], list[Path]] = {}
-    for name, sigma, options in chosen:
-        train = replace(TrainConfig(data=data, device=device, **options), **train_over)
-        if name in pretrained:
-            steps.append(
-                Step(
-                    "import",
-                    name,
-                    out / "models" / f"{name}.import.json",
-                    arch=train.arch,
-                    pretrained=pretrained[name],
-                )
-            )
-            model = pretrained[name]
-        else:
-            stem = out / "models" / name
-            steps.append(Step("train", name, stem, arch=train.arch, train=train))
-            model = str(stem) + ".safetensors"
-        for method in CERTIFY_METHODS:
-            certify = CertifyConfig(
+    return chosen
+
+
+def _model_step(name: str, train: TrainConfig, out: Path, pretrained: dict[str, str]) -> tuple[Step, str]:
+    """(the step that makes base model NAME: import it or train it, the model spec its runs certify)."""
+    if name in pretrained:
+        output = out / "models" / f"{name}.import.json"
+        return Step("import", name, output, arch=train.arch, pretrained=pretrained[name]), pretrained[name]
+    stem = out / "models" / name
+    return Step("train", name, stem, arch=train.arch, train=train), str(stem) + ".safetensors"
+
+
+def _certify_configs(p, name: str, train: TrainConfig, model: str, data: str, device, over) -> list:
+    """One run per method in CERTIFY_METHODS: the base model's noise and sigma, the preset's budget, then
+    the certify overrides."""
+    return [
+        replace(
+            CertifyConfig(
                 model=model,
                 data=data,
                 noise=train.noise,
@@ -196,23 +130,26 @@ def build_plan(
                 label=f"{name} {method}",
                 device=device,
                 **p.certify,
-            )
-            certify = replace(certify, **certify_over)
-            run_dir = out / "runs" / name / method
-            steps.append(Step("certify", f"{name}/{method}", run_dir, arch=train.arch, certify=certify))
-            groups.setdefault((get_noise(train.noise).norm, sigma), []).append(run_dir)
-    for (norm, sigma), runs in groups.items():
-        grid = "l1" if norm == "l1" else p.grid
-        steps.append(
-            Step(
-                "report",
-                f"{norm} sigma={sigma:g}",
-                out / "report" / f"{norm}-sigma-{sigma:g}",
-                runs=tuple(runs),
-                grid=grid,
-            )
+            ),
+            **over,
         )
-    return steps
+        for method in CERTIFY_METHODS
+    ]
+
+
+def _report_steps(groups: dict[tuple[str, float], list[Path]], grid: str, out: Path) -> list[Step]:
+    """One report per (norm, sigma) over its runs; l1 runs use the l1 grid, l2 runs the preset's, and a
+    preset whose grid is 'auto' (fitted to its runs' radii) uses it for both."""
+    return [
+        Step(
+            "report",
+            f"{norm} sigma={sigma:g}",
+            out / "report" / f"{norm}-sigma-{sigma:g}",
+            runs=tuple(runs),
+            grid="l1" if norm == "l1" and grid != "auto" else grid,
+        )
+        for (norm, sigma), runs in groups.items()
+    ]
 
 
 @dataclass

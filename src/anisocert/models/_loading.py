@@ -10,7 +10,7 @@ Specs, tried in this order:
   (``os.system``, any class) is refused with ModelLoadError before anything runs.
 - ``package.module:factory``: imports the module and calls ``factory()`` with no arguments.
 
-State dicts are matched to the architecture by key name (`anisocert.models.checkpoint.map_state_dict`): nestings ``state_dict``,
+State dicts are matched to the architecture by key name (`anisocert.models._state_dict.map_state_dict`): nestings ``state_dict``,
 ``net`` (MACER), ``model_state_dict`` and ``model``; the wrapper prefixes ``module.`` (DataParallel),
 ``1.`` (Cohen et al. and SmoothAdv's ``Sequential(normalize, model)``) and ``model.`` (RS4A); and
 torchvision's ResNet-50 keys, which go under ``net.`` of ``imagenet_resnet50``.
@@ -18,7 +18,6 @@ torchvision's ResNet-50 keys, which go under ``net.`` of ``imagenet_resnet50``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import json
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError, ModelLoadError, UnknownNameError
+from . import _state_dict, _weights
 from . import checkpoint as _ckpt  # a module object: checkpoint imports models._registry
 from ._registry import create_model, is_model, list_models
 
@@ -239,7 +239,7 @@ def _load_exported(path: Path) -> LoadedModel:
         input_shape=tuple(meta["input_shape"]) if "input_shape" in meta else input_shape,
         num_classes=meta.get("num_classes"),
         description=f"exported program {path}{note}",
-        sha256=_sha256(path),
+        sha256=_ckpt.sha256_file(path),
     )
 
 
@@ -278,7 +278,7 @@ def _load_torchscript(path: Path) -> LoadedModel:
         input_shape=tuple(int(d) for d in shape) if shape is not None else None,
         num_classes=getattr(module, "num_classes", meta.get("num_classes")),
         description=f"TorchScript {path}",
-        sha256=_sha256(path),
+        sha256=_ckpt.sha256_file(path),
     )
 
 
@@ -308,7 +308,7 @@ def _load_factory(module_name: str, attr: str) -> LoadedModel:
         input_shape=tuple(shape) if shape is not None else None,
         num_classes=getattr(net, "num_classes", None),
         description=f"factory {spec}",
-        sha256=_sha256(source) if source.is_file() else None,
+        sha256=_ckpt.sha256_file(source) if source.is_file() else None,
         arch=getattr(net, "arch", None),
     )
 
@@ -321,7 +321,7 @@ def _load_sidecar_checkpoint(path: Path) -> LoadedModel:
         input_shape=tuple(sidecar["input_shape"]) if sidecar.get("input_shape") else None,
         num_classes=sidecar["num_classes"],
         description=f"{sidecar['arch']} from {path}",
-        sha256=_sha256(path),
+        sha256=_ckpt.sha256_file(path),
         arch=sidecar["arch"],
         sidecar=sidecar,
     )
@@ -329,21 +329,21 @@ def _load_sidecar_checkpoint(path: Path) -> LoadedModel:
 
 def load_arch_checkpoint(arch: str, path: Path, *, num_classes: int | None = None) -> LoadedModel:
     """ARCH:CHECKPOINT: build `arch`, map the file's state dict onto it by key name, load it strictly."""
-    raw = _ckpt.read_weights(path)
-    state, nesting = _ckpt.unwrap_state_dict(raw, path)
+    raw = _weights.read_weights(path)
+    state, nesting = _state_dict.unwrap_state_dict(raw, path)
     model = create_model(arch, num_classes)
-    mapped, notes = _ckpt.map_state_dict(model, state, source=str(path), nesting=nesting)
-    classifier = _ckpt.classifier_key(model)
+    mapped, notes = _state_dict.map_state_dict(model, state, source=str(path), nesting=nesting)
+    classifier = _state_dict.classifier_key(model)
     if num_classes is None and classifier in mapped and mapped[classifier].shape[0] != model.num_classes:
         model = create_model(arch, int(mapped[classifier].shape[0]))
-    _ckpt.assign_state_dict(model, mapped, source=str(path))
+    _state_dict.assign_state_dict(model, mapped, source=str(path))
     return LoadedModel(
         module=model,
         outputs=model.outputs,
         input_shape=model.input_shape,
         num_classes=model.num_classes,
         description=f"{arch} from {path} ({'; '.join(notes)})" if notes else f"{arch} from {path}",
-        sha256=_sha256(path),
+        sha256=_ckpt.sha256_file(path),
         arch=arch,
     )
 
@@ -358,14 +358,6 @@ def _to_eval(module: nn.Module, device: torch.device) -> nn.Module:
     except NotImplementedError:  # exported programs keep the mode they were exported in
         pass
     return module
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _first_line(err: BaseException) -> str:

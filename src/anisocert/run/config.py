@@ -43,9 +43,9 @@ class CertifyConfig:
     model: str
     data: str = "digits"
     split: str = "test"
-    noise: str = "gaussian"
+    noise: str | None = None  # default: the model's training noise (its sidecar), else gaussian
     method: str = "fixed"
-    sigma: float = 0.25
+    sigma: float | None = None  # default: the model's training sigma when the noise matches, else 0.25
     n0: int = 100
     n: int = 100_000
     alpha: float = 0.001
@@ -92,6 +92,7 @@ class CertifyConfig:
     model_sha256: str = field(default="", compare=False)
 
     def __post_init__(self):
+        self._resolve_training_noise()
         get_noise(self.noise)
         if self.method not in METHODS:
             raise UnknownNameError(f"method={self.method!r} is unknown; choose one of {list(METHODS)}")
@@ -147,6 +148,19 @@ class CertifyConfig:
             grid = parse_radii(self.radii)
             object.__setattr__(self, "radii", tuple(float(r) for r in grid[1:]))
             _checks.check_budget(self.n0, self.n, self.schedule.alphas[-1])
+
+    def _resolve_training_noise(self) -> None:
+        """noise and sigma left None: what the model was trained with (its sidecar), else gaussian 0.25.
+        Resolved here so that the CLI and the Python API certify the same way."""
+        if self.noise is not None and self.sigma is not None:
+            return
+        from ..models import training_noise
+
+        trained = training_noise(self.model)
+        if self.noise is None:
+            object.__setattr__(self, "noise", trained[0] if trained else "gaussian")
+        if self.sigma is None:
+            object.__setattr__(self, "sigma", trained[1] if trained and trained[0] == self.noise else 0.25)
 
     @property
     def effective_alpha(self) -> float:

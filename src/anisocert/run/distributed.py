@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from ..errors import AnisocertError, InvalidParameterError, ModelLoadError
+from ..errors import AnisocertError, InvalidParameterError, ModelLoadError, one_line
 
 __all__ = [
     "DistributedError",
@@ -92,7 +92,7 @@ def check_address(address: str) -> None:
 
 def _cannot_join(address: str | None, err: Exception) -> DistributedError:
     return DistributedError(
-        f"cannot join the Ray cluster at --ray-address {address} ({_one_line(err)}); "
+        f"cannot join the Ray cluster at --ray-address {address} ({one_line(err)}); "
         "start one with `ray start --head` or leave --ray-address out for a local cluster"
     )
 
@@ -219,7 +219,7 @@ def _get(ray, ref):
         ray.exceptions.ObjectLostError,
     ) as err:
         raise DistributedError(
-            f"a Ray worker died {_max_restarts() + 1} times in a row ({_one_line(err)[:200]}; out of memory? "
+            f"a Ray worker died {_max_restarts() + 1} times in a row ({one_line(err)[:200]}; out of memory? "
             "a lost node?); finished inputs are stored: re-run the same command to resume, with fewer "
             "--workers if memory is short"
         ) from None
@@ -268,19 +268,14 @@ def _local_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _one_line(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
-
-
 # -- certification -------------------------------------------------------------------------------
 class _CertifyWorkerFactory:
-    """Builds an api.ChunkWorker inside a Ray worker: the model and data set are loaded once there."""
+    """Builds a ChunkWorker inside a Ray worker: the model and data set are loaded once there."""
 
     def __call__(self, config, gpu: bool, loaded=None, dataset=None, reused=None):
         from ..data import load_data
         from ..models import load_model
-        from .runner import ChunkWorker
+        from .worker import ChunkWorker
 
         device = "cuda" if gpu else "cpu"
         if loaded is None:

@@ -15,15 +15,17 @@ import numpy as np
 import torch
 
 from .. import _checks
-from ..core.ancer import certify_with_fallback, optimise_sigma_x, optimise_theta_x
+from ..core import certificates
+from ..core.certificates import ABSTAIN, MEMORY_CHANGED
 from ..core.noise import get_noise
-from ..core.smooth import ABSTAIN, CertifyResult, Smoothed
 from ..errors import InputError
 from .config import CertifyConfig
-from .reuse import Reused, load_reused
+from .progress import Progress
+from .reuse import load_reused
 from .store import MemoryRecord, Record, RunStore, versions
+from .worker import ChunkWorker
 
-__all__ = ["certify_dataset", "ChunkWorker", "RunSummary", "check_model_fits"]
+__all__ = ["certify_dataset", "RunSummary", "check_model_fits", "verify_run"]
 
 
 @dataclass(frozen=True)
@@ -133,12 +135,15 @@ def certify_dataset(
         chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
         distributed = distributed and bool(chunks)  # nothing left: no cluster to start
         cluster = ray_cluster(config.workers, config.ray_address) if distributed else nullcontext()
-        with cluster, _Progress(progress, len(indices), len(indices) - len(pending)) as bar:
+        with cluster, Progress(progress, len(indices), len(indices) - len(pending)) as bar:
+            worker.on_phase = bar.phase
             t0 = time.perf_counter()
             if memory is not None:
+                bar.phase("memory")
                 memory.advance(indices, records)
             memory_seconds = time.perf_counter() - t0
             if distributed:  # workers return optimisation rows and records; this process commits them
+                bar.phase("Ray workers")
                 done = certify_chunks(
                     config,
                     chunks,
@@ -163,153 +168,20 @@ def certify_dataset(
                 records.update((r.idx, r) for r in new)
                 t0 = time.perf_counter()
                 if memory is not None:
+                    bar.phase("memory")
                     memory.advance(indices, records)
                 memory_seconds += time.perf_counter() - t0
                 bar(len(chunk))
     finally:
-        files = store.export()
-        summary = store.summary()
-        summary["optimised"] = len(store.optimised())
-        store.close()
+        try:
+            files = store.export()
+            summary = store.summary()
+            summary["optimised"] = len(store.optimised())
+        finally:  # closed (checkpointed, no -wal/-shm left) even when the views cannot be written
+            store.close()
     if memory is not None:
         summary["memory_seconds"] = memory_seconds  # the driver's sequential share of the run
     return RunSummary(Path(out), summary, files, optimised_only=optimise_only)
-
-
-# One optimisation result, as RunStore.add_optimised takes it:
-# (idx, sigma, theta flattened float32 or None, sigma_time, theta_time).
-OptimisedRow = tuple
-
-
-class ChunkWorker:
-    """The per-chunk work of a run, free of any run store: choose theta, then certify with fresh draws.
-
-    Pure given (config, model, data): a chunk's records depend only on its indices and on the
-    optimisation results passed in, so any process (the driver, a Ray worker) can run any chunk.
-    """
-
-    def __init__(self, config: CertifyConfig, model, dataset, device, reused: Reused | None = None):
-        self.config, self.model, self.dataset, self.device = config, model, dataset, device
-        self.noise = get_noise(config.noise)
-        self.smoothed = Smoothed(
-            model,
-            self.noise,
-            batch_size=config.batch_size,
-            device=device,
-            channels_last=config.channels_last,
-            bf16=config.bf16,
-            compile=config.compile,
-        )
-        self.reused = reused if reused is not None else load_reused(config, config.model_sha256)
-
-    def run(
-        self, chunk: list[int], known: dict, commit_optimised=None, certify: bool = True
-    ) -> tuple[list, list[Record]]:
-        """(new optimisation rows, records) for the chunk. ``known`` maps idx -> stored optimisation
-        result (RunStore.optimised() values); the missing ones are optimised here and handed to
-        ``commit_optimised`` before certification starts (so a crash in certification keeps them).
-        certify False: optimise only (no records)."""
-        x = self.dataset.get(np.asarray(chunk)).to(self.device, torch.float32)
-        new: list = []
-        if self.config.method != "fixed":
-            todo = [k for k, i in enumerate(chunk) if i not in known]
-            if todo:
-                new = self.optimise([chunk[k] for k in todo], x[todo])
-                if commit_optimised is not None:
-                    commit_optimised(new)
-                known = {**known, **{row[0]: row[1:] for row in new}}
-        return new, self.certify(chunk, x, known) if certify else []
-
-    # -- theta -----------------------------------------------------------------------------------
-    def noise_scales(self, chunk: list[int], x: torch.Tensor, known: dict):
-        """(sigma (B,), theta (B,*D) or None, opt_time (B,)) for the chunk from the optimisation results."""
-        c = self.config
-        B = len(chunk)
-        if c.method == "fixed":
-            return np.full(B, c.sigma), None, np.zeros(B)
-        sigma = np.array([known[i][0] for i in chunk], dtype=np.float64)
-        opt_time = np.array([known[i][2] + known[i][3] for i in chunk])
-        if c.method == "isotropic":
-            return sigma, None, opt_time
-        theta = np.stack([known[i][1] for i in chunk]).reshape(x.shape)
-        return sigma, theta, opt_time
-
-    def optimise(self, idx: list[int], x: torch.Tensor) -> list[OptimisedRow]:
-        """sigma_x (DDRS), then theta_x for ancer; a sigma_x reused from --reuse is not recomputed."""
-        c, B = self.config, len(idx)
-        partial = self.reused.partial(idx, {})
-        sigma = np.array([partial[i][0] if i in partial else np.nan for i in idx])
-        sigma_time = np.array([partial[i][2] if i in partial else 0.0 for i in idx])
-        need = [k for k, i in enumerate(idx) if i not in partial]
-        common = dict(outputs=c.outputs, batch_size=c.batch_size)
-        if need:
-            t0 = time.perf_counter()
-            sigma[need] = optimise_sigma_x(
-                self.model,
-                self.noise,
-                x[need],
-                [idx[k] for k in need],
-                c.sigma,
-                c.sigma_search,
-                c.budget,
-                **common,
-            )
-            sigma_time[need] = (time.perf_counter() - t0) / len(need)
-        thetas, theta_time = [None] * B, 0.0
-        if c.method == "ancer":
-            t1 = time.perf_counter()
-            theta = optimise_theta_x(self.model, self.noise, x, idx, sigma, c.theta_search, c.seed, **common)
-            thetas = list(theta.reshape(B, -1))
-            theta_time = (time.perf_counter() - t1) / B
-        return [(i, float(sigma[k]), thetas[k], float(sigma_time[k]), theta_time) for k, i in enumerate(idx)]
-
-    # -- certification ---------------------------------------------------------------------------
-    def certify(self, chunk: list[int], x: torch.Tensor, known: dict) -> list[Record]:
-        """Certify with fresh draws: sigma (fixed or sigma_x) alone, or the ANCER steps 3-4 (core/ancer.py)."""
-        c = self.config
-        labels = self.dataset.labels[np.asarray(chunk)]
-        sigma, theta, opt_time = self.noise_scales(chunk, x, known)
-        t0 = time.perf_counter()
-        if theta is None:
-            iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
-            use = self.smoothed.certify(
-                x,
-                iso_theta,
-                n0=c.n0,
-                n=c.n,
-                alpha=c.alpha,
-                seed=c.seed,
-                idx=chunk,
-                early_stop=c.early_stop,
-                radii=c.radii,
-            )
-            fallback = np.zeros(len(chunk), dtype=bool)
-        else:
-            use, fallback = certify_with_fallback(
-                self.smoothed, x, chunk, sigma, theta, c.budget, c.fallback, self._iso_known()
-            )
-        elapsed = (time.perf_counter() - t0) / len(chunk)
-        return [
-            _record(
-                i,
-                int(labels[k]),
-                use,
-                k,
-                sigma[k],
-                None if theta is None or fallback[k] else theta[k].reshape(-1),
-                int(fallback[k]),
-                elapsed,
-                opt_time[k],
-            )
-            for k, i in enumerate(chunk)
-        ]
-
-    def _iso_known(self) -> dict:
-        """{idx: (cA, counts)} of a reused isotropic run: its fresh counts at sigma_x, not drawn again."""
-        return {
-            i: (r.predict if r.predict >= 0 else int(np.argmax(r.counts)), np.asarray(r.counts))
-            for i, r in self.reused.iso_records.items()
-        }
 
 
 class _MemoryCertifier:
@@ -351,15 +223,15 @@ class _MemoryCertifier:
                 theta = _theta_of(r, dim)
                 decision = self.memory.certify(center, theta, r.gap, r.predict)
                 gap = float(decision.gap) if decision.prediction != ABSTAIN else 0.0
-                geo = float(np.exp(np.mean(np.log(theta))))
+                geo = float(np.exp(np.mean(np.log(theta))))  # as smooth.theta_summary, in float64
                 rows.append(
                     MemoryRecord(
                         seq=len(self.memory_done) + len(rows),
                         idx=i,
                         predict=int(decision.prediction),
                         gap=gap,
-                        radius=float(theta.min()) * gap,
-                        radius_proxy=geo * gap,
+                        radius=float(certificates.radius(theta.min(), gap)),
+                        radius_proxy=float(certificates.proxy_radius(geo, gap)),
                         correct=int(decision.prediction == r.label),
                         status=decision.status,
                         conflicts=int(decision.conflicts),
@@ -379,28 +251,6 @@ def _theta_of(record: Record, dim: int) -> np.ndarray:
     return np.full(dim, float(record.sigma))
 
 
-def _record(idx, label, res: CertifyResult, k, sigma, theta, fallback, elapsed, opt_time) -> Record:
-    predict = int(res.prediction[k])
-    return Record(
-        idx=int(idx),
-        label=label,
-        predict=predict,
-        radius=float(res.radius[k]),
-        radius_proxy=float(res.proxy_radius[k]),
-        correct=int(predict == label),
-        min_sigma=float(res.min_theta[k]),
-        time=float(elapsed),
-        pA_lower=float(res.pA_lower[k]),
-        gap=float(res.gap[k]),
-        counts=tuple(int(v) for v in res.counts[k]),
-        sigma=float(sigma),
-        theta=theta,
-        fallback=fallback,
-        opt_time=float(opt_time),
-        draws=int(res.draws[k]),
-    )
-
-
 def _batches(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -412,42 +262,6 @@ def _device_of(module, requested) -> torch.device:
     for p in module.parameters():
         return p.device
     return torch.device("cpu")
-
-
-class _Progress:
-    """A rich progress bar with ETA; silent when disabled. Calling it advances by k inputs."""
-
-    def __init__(self, enabled: bool, total: int, completed: int):
-        self.enabled, self.total, self.completed = enabled, total, completed
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda k: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(
-            TextColumn("certify"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            transient=False,
-            speed_estimate_period=3600,  # rate and ETA over the last hour: chunks may take minutes
-        )
-        self._bar.start()
-        task = self._bar.add_task("certify", total=self.total, completed=self.completed, rate="")
-
-        def advance(k: int) -> None:
-            self._bar.advance(task, k)
-            speed = self._bar.tasks[0].speed  # inputs per second; None before two chunks
-            self._bar.update(task, rate="" if speed is None else f"{60 * speed:.3g} inputs/min")
-
-        return advance
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._bar.stop()
-        return False
 
 
 @dataclass(frozen=True)
@@ -504,7 +318,7 @@ def verify_run(run_dir, *, dataset=None, raw: bool = True) -> VerifyOutcome:
         before = (
             verify_regions(centers, thetas, raw_gaps, raw_pred, norm) if raw and config.uses_memory else None
         )
-        changed = sum(m.status in ("shrunk", "abstain_inside", "adopted") for m in memory.values())
+        changed = sum(m.status in MEMORY_CHANGED for m in memory.values())
         return VerifyOutcome(
             Path(run_dir),
             int(np.sum(pred != ABSTAIN)),

@@ -1,4 +1,4 @@
-"""The run store: one SQLite database (WAL) per run directory, the single source of truth.
+"""The run store: one SQLite database per run directory (WAL while written), the single source of truth.
 
 Rows are committed as they finish, so a crash, Ctrl-C or a full disk loses at most the batch in
 flight; a re-run of the same configuration resumes and skips finished inputs; another configuration
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnisocertError, RunStoreError
+from ..core.certificates import MEMORY_CHANGED
+from ..errors import AnisocertError, RunStoreError, one_line
 from .config import CertifyConfig
 
 __all__ = ["RunStore", "Record", "MemoryRecord", "TSV_COLUMNS", "DB_NAME"]
@@ -102,10 +103,14 @@ def _unblob(blob) -> np.ndarray | None:
 class RunStore:
     """A run directory: RUN_DIR/run.sqlite plus exported views (certify.tsv, run.json)."""
 
-    def __init__(self, run_dir: Path, connection: sqlite3.Connection, config: CertifyConfig):
+    def __init__(
+        self, run_dir: Path, connection: sqlite3.Connection, config: CertifyConfig, *, writable: bool = False
+    ):
         self.run_dir = Path(run_dir)
         self.db = connection
         self.config = config
+        self.writable = writable
+        self._wal = False  # switched to WAL by this connection (at its first write): switched back on close
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -130,16 +135,11 @@ class RunStore:
                 existing._check_version(versions)
             finally:
                 existing.close()
-            store = cls(run_dir, _open_for_writing(path), config)
-            with store._saving("the resumed run"):
-                store.db.execute("PRAGMA journal_mode=WAL")
-                store.db.execute("PRAGMA synchronous=NORMAL")
-                columns = {row[1] for row in store.db.execute("PRAGMA table_info(records)")}
-                if "draws" not in columns:  # a store made before the draws column
-                    store.db.execute("ALTER TABLE records ADD COLUMN draws INTEGER")
+            store = cls(run_dir, _open_for_writing(path), config, writable=True)
+            store._check_writable("the resumed run")
             return store
         run_dir.mkdir(parents=True, exist_ok=True)
-        store = cls(run_dir, _open_for_writing(path), config)
+        store = cls(run_dir, _open_for_writing(path), config, writable=True)
         meta = {
             "schema_version": str(SCHEMA_VERSION),
             "config": json.dumps(config.to_dict(), sort_keys=True),
@@ -152,8 +152,6 @@ class RunStore:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         with store._saving("the new run's metadata"):
-            store.db.execute("PRAGMA journal_mode=WAL")
-            store.db.execute("PRAGMA synchronous=NORMAL")
             store.db.execute("BEGIN")  # tables and metadata in one transaction: all or nothing
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 store.db.execute(statement)
@@ -189,7 +187,7 @@ class RunStore:
             if db is not None:
                 db.close()
             raise RunStoreError(
-                f"{path} is corrupt or not an anisocert store ({_one_line(err)}); certify into a new --out"
+                f"{path} is corrupt or not an anisocert store ({one_line(err)}); certify into a new --out"
             ) from None
         if schema != str(SCHEMA_VERSION):
             db.close()
@@ -234,7 +232,7 @@ class RunStore:
             return self.db.execute(sql).fetchall()
         except sqlite3.DatabaseError as err:
             raise RunStoreError(
-                f"{self.run_dir / DB_NAME} is corrupt ({_one_line(err)}); certify into a new --out"
+                f"{self.run_dir / DB_NAME} is corrupt ({one_line(err)}); certify into a new --out"
             ) from None
 
     @contextmanager
@@ -242,20 +240,47 @@ class RunStore:
         """One transaction; a full disk or another failed write becomes a one-line RunStoreError.
 
         SQLite rolls the transaction back, so every row committed before stays intact and the same
-        command resumes after the cause is fixed.
+        command resumes after the cause is fixed. The first write switches the store to WAL (a resume
+        that writes nothing leaves its file as it was, byte for byte); close switches it back.
         """
         try:
+            if self.writable and not self._wal:  # a store opened by read() is never switched
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._wal = True
             with self.db:
                 yield
         except sqlite3.OperationalError as err:
             raise _write_error(self.run_dir / DB_NAME, what, err) from None
 
+    def _check_writable(self, what: str) -> None:
+        """Fail now, in one line, when another process holds the store or it cannot be written: an
+        empty write transaction takes the write lock and writes nothing."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("ROLLBACK")
+        except sqlite3.OperationalError as err:
+            raise _write_error(self.run_dir / DB_NAME, what, err) from None
+
     def close(self) -> None:
+        """Close the store. One opened for writing is first checkpointed and switched back from WAL to a
+        rollback journal: a finished (or interrupted) run directory is then one database file plus its
+        views, with no -wal/-shm files, and reading it later (mode=ro) creates none either. A resume
+        switches it to WAL again. Where another process still has it open, the switch is skipped (the
+        store stays WAL, as valid; its -wal/-shm files remain until that reader is done)."""
+        if self._wal:
+            try:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self.db.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.Error:
+                pass  # busy or read-only: every committed row is in the store or its WAL either way
         self.db.close()
 
     # -- optimisation results --------------------------------------------------------------------
     def add_optimised(self, rows) -> None:
         """Commit (idx, sigma, theta or None, sigma_time, theta_time) rows atomically."""
+        if not rows:  # nothing to save: the store is not touched
+            return
         with self._saving(f"the optimised noise scales of {len(rows)} inputs"):
             self.db.executemany(
                 "INSERT INTO optimised VALUES (?, ?, ?, ?, ?)",
@@ -269,7 +294,12 @@ class RunStore:
     # -- raw records -----------------------------------------------------------------------------
     def add_records(self, records: list[Record]) -> None:
         """Commit a batch of raw certificates in one transaction."""
+        if not records:  # nothing to save: the store is not touched
+            return
         with self._saving(f"the certificates of {len(records)} inputs"):
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
+            if "draws" not in columns:  # a store made before the draws column, resumed: add it
+                self.db.execute("ALTER TABLE records ADD COLUMN draws INTEGER")
             self.db.executemany(
                 "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
@@ -324,6 +354,8 @@ class RunStore:
 
     # -- memory-based records --------------------------------------------------------------------
     def add_memory(self, rows: list[MemoryRecord]) -> None:
+        if not rows:  # nothing to save: the store is not touched
+            return
         with self._saving(f"the memory-based certificates of {len(rows)} inputs"):
             self.db.executemany(
                 "INSERT INTO memory VALUES (?,?,?,?,?,?,?,?,?)",
@@ -351,6 +383,9 @@ class RunStore:
     def export(self) -> list[Path]:
         """Write certify.tsv (memory-based when memory is on), certify_nomemory.tsv and run.json.
 
+        Every run directory has the three files: without memory (fixed sigma, --no-memory) the raw
+        certificates are the reported ones and the two TSV files are the same.
+
         Each file is replaced atomically; a full disk leaves the previous views and is one line.
         """
         try:
@@ -362,7 +397,7 @@ class RunStore:
         return [_write_lines(self.run_dir / name, *text) for name, text in self.views().items()]
 
     def views(self) -> dict[str, tuple[str, list[str]]]:
-        """{file name: (header, lines)} of certify.tsv, certify_nomemory.tsv (memory on) and run.json,
+        """{file name: (header, lines)} of certify.tsv, certify_nomemory.tsv and run.json,
         computed from the stored records (report reads a run directory through these, never the files)."""
         records = {r.idx: r for r in self.records()}
         memory = {m.idx: m for m in self.memory_records()}
@@ -402,8 +437,7 @@ class RunStore:
         use_memory = self.config.uses_memory
         final = [row(r, memory.get(i)) for i, r in records.items() if not use_memory or i in memory]
         views = {"certify.tsv": (header, final)}
-        if use_memory:
-            views["certify_nomemory.tsv"] = (header, [row(r, None) for r in records.values()])
+        views["certify_nomemory.tsv"] = (header, [row(r, None) for r in records.values()])
         views["run.json"] = (json.dumps(self.summary(), indent=2, sort_keys=True), [])
         return views
 
@@ -426,7 +460,7 @@ class RunStore:
             "inputs": len(records),
             "abstained": sum(r.predict < 0 for r in records),
             "fallbacks": sum(r.fallback for r in records),
-            "memory_changed": sum(m.status in ("shrunk", "abstain_inside", "adopted") for m in memory),
+            "memory_changed": sum(m.status in MEMORY_CHANGED for m in memory),
             "memory_processed": len(memory),
             "mean_draws": float(np.mean([r.draws_spent for r in records])) if records else 0.0,
             "mean_time": float(np.mean([r.time for r in records])) if records else 0.0,
@@ -484,7 +518,7 @@ def _is_empty_database(path: Path) -> bool:
 
 def _write_error(path: Path, what: str, err: Exception) -> RunStoreError:
     """The one-line error for a failed write (sqlite3.OperationalError or OSError)."""
-    text = _one_line(err)
+    text = one_line(err)
     if getattr(err, "errno", None) == errno.ENOSPC or "full" in text or "No space left" in text:
         return RunStoreError(
             f"disk full while saving {what} to {path}; free space and re-run the same command to resume "
@@ -504,11 +538,6 @@ def _write_error(path: Path, what: str, err: Exception) -> RunStoreError:
     return RunStoreError(
         f"cannot save {what} to {path} ({text}); fix that and re-run the same command to resume"
     )
-
-
-def _one_line(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def _write_lines(path: Path, header: str, lines: list[str]) -> Path:

@@ -8,15 +8,8 @@ every default and preset value: docs/training.md.
 """
 
 from ._config import SCHEDULES, TrainConfig
-from ._loop import (
-    amp_dtype,
-    heldout_accuracy,
-    noisy_accuracy,
-    reproduce_command,
-    resolve_device,
-    sidecar_meta,
-    train_model,
-)
+from ._evaluate import heldout_accuracy, noisy_accuracy
+from ._loop import amp_dtype, reproduce_command, resolve_device, sidecar_meta, train_model
 from .objectives import OBJECTIVES, Objective, Step
 
 __all__ = [

@@ -8,48 +8,36 @@ stopped after k epochs and resumed gives the same weights as an uninterrupted on
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .._checks import check_device
-from ..core.noise import get_noise
-from ..errors import InvalidParameterError, RunStoreError
+from ..errors import InvalidParameterError
 from ._config import EXECUTION_ONLY, TrainConfig
+from ._evaluate import heldout_accuracy, noisy_accuracy
+from ._state import finished, paths, resume, save_state
 from .objectives import OBJECTIVES, Step
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 __all__ = [
     "train_model",
-    "noisy_accuracy",
-    "heldout_accuracy",
     "reproduce_command",
     "resolve_device",
     "amp_dtype",
-    "paths",
 ]
-
-_STATE_VERSION = 1
 
 
 def resolve_device(requested: str | None) -> torch.device:
     """The requested device (checked to exist), else CUDA when present, else the CPU."""
     return check_device(requested)
-
-
-def paths(out) -> tuple[Path, Path, Path]:
-    """(weights, sidecar, resume state) for OUT: OUT.safetensors, OUT.json, OUT.state.pt.
-
-    OUT may end in .safetensors; other dots are kept (``digits_gaussian_0.25`` is a stem, not a suffix).
-    """
-    from ..models.checkpoint import checkpoint_paths
-
-    weights, sidecar = checkpoint_paths(out)
-    return weights, sidecar, weights.with_name(weights.name[: -len(".safetensors")] + ".state.pt")
 
 
 def _check_fits(model, dataset, device) -> None:
@@ -62,6 +50,21 @@ def _check_fits(model, dataset, device) -> None:
         check_model_fits(model, dataset, device)
     except InputError as err:
         raise InputError(str(err).replace("--model", "--arch")) from None
+
+
+@dataclass
+class _Run:
+    """What a training run works on, built by `_setup` (whose order of steps fixes the RNG state)."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp: torch.dtype | None
+    train: Dataset
+    test: Dataset
+    start: int  # epochs finished before this call (resumed)
 
 
 def train_model(
@@ -92,15 +95,28 @@ def train_model(
     written atomically) and is picked up by the next call with the same config; a finished checkpoint
     whose sidecar records the same config is returned without training.
     """
-    from ..data import load_data
-    from ..models import create_model
-    from ..models.checkpoint import save_checkpoint
-
     log = log or (print if progress else (lambda text: None))
     weights, sidecar, state_path = paths(out)
-    if weights.is_file() and _finished(sidecar, config):
+    if weights.is_file() and finished(sidecar, config):
         log(f"{weights} already holds this training run; delete it to train again")
         return weights
+    run = _setup(config, state_path)
+    if run.start:
+        log(f"resuming {weights.name} after epoch {run.start}/{config.epochs}")
+    last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    _train_epochs(run, config, last, state_path, log, progress)
+    if last < config.epochs:
+        return state_path
+    path = _evaluate_and_save(run, config, weights, log)
+    state_path.unlink(missing_ok=True)
+    return path
+
+
+def _setup(config: TrainConfig, state_path: Path) -> _Run:
+    """Device, data, model, SGD, schedule and loss scaler; restored from the resume state when there is one."""
+    from ..data import load_data
+    from ..models import create_model
+
     device = resolve_device(config.device)
     amp = amp_dtype(device) if config.amp else None
     train, test = load_data(config.data, "train"), load_data(config.data, "test")
@@ -116,42 +132,59 @@ def train_model(
     )
     sched = _scheduler(opt, config)
     scaler = torch.amp.GradScaler("cuda", enabled=amp is not None)  # float16 needs loss scaling
-    start = _resume(state_path, config, model, opt, sched, scaler, device)
-    if start:
-        log(f"resuming {weights.name} after epoch {start}/{config.epochs}")
+    start = resume(state_path, config, model, opt, sched, scaler, device)
+    return _Run(model, opt, sched, scaler, device, amp, train, test, start)
+
+
+def _train_epochs(run: _Run, config: TrainConfig, last: int, state_path: Path, log, progress: bool) -> None:
+    """Epochs run.start .. last - 1; after each, the resume state is saved and one line is logged."""
     objective = OBJECTIVES[config.method]
-    generator = torch.Generator(device=device)
-    last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    generator = torch.Generator(device=run.device)
     t0 = time.perf_counter()
-    for epoch in range(start, last):
+    for epoch in range(run.start, last):
         loss = _epoch(
-            model, opt, scaler, train, objective.loss, config, epoch, generator, device, amp, progress
+            run.model,
+            run.opt,
+            run.scaler,
+            run.train,
+            objective.loss,
+            config,
+            epoch,
+            generator,
+            run.device,
+            run.amp,
+            progress,
         )
-        sched.step()
-        _save_state(state_path, config, model, opt, sched, scaler, epoch + 1)
+        run.sched.step()
+        save_state(state_path, config, run.model, run.opt, run.sched, run.scaler, epoch + 1)
         log(
             f"epoch {epoch + 1}/{config.epochs}  {config.method} loss {loss:.4f}  "
-            f"lr {opt.param_groups[0]['lr']:.4g}  ({time.perf_counter() - t0:.0f} s)"
+            f"lr {run.opt.param_groups[0]['lr']:.4g}  ({time.perf_counter() - t0:.0f} s)"
         )
-    if last < config.epochs:
-        return state_path
+
+
+def _evaluate_and_save(run: _Run, config: TrainConfig, weights: Path, log) -> Path:
+    """Held-out accuracy (clean and under the training noise), then the checkpoint with its sidecar."""
+    from ..models.checkpoint import save_checkpoint
+
+    model, device, amp, test = run.model, run.device, run.amp, run.test
     model.eval()
     clean = heldout_accuracy(model, test, device, batch_size=config.eval_batch_size, workers=config.workers)
     noisy = noisy_accuracy(
         model,
         test,
-        objective.noise,
+        OBJECTIVES[config.method].noise,
         config.theta,
         device,
         batch_size=config.eval_batch_size,
         workers=config.workers,
     )
     log(f"held-out ({len(test)} inputs): clean accuracy {clean:.4f}, under training noise {noisy:.4f}")
-    path = save_checkpoint(
+    return save_checkpoint(
         weights,
         model,
         arch=config.arch,
-        num_classes=train.num_classes,
+        num_classes=run.train.num_classes,
         meta={
             **sidecar_meta(config, weights, clean=clean, noisy=noisy, count=len(test)),
             "device": str(device),
@@ -159,8 +192,6 @@ def train_model(
             "amp_dtype": str(amp).removeprefix("torch.") if amp is not None else None,
         },
     )
-    state_path.unlink(missing_ok=True)
-    return path
 
 
 def sidecar_meta(config: TrainConfig, out, *, clean: float, noisy: float, count: int) -> dict:
@@ -249,110 +280,6 @@ def amp_dtype(device) -> torch.dtype:
             f"--amp (mixed precision) runs on CUDA only and the device is {device}: drop --amp"
         )
     return torch.float16
-
-
-# -- resume -----------------------------------------------------------------------------------------
-
-
-def _config_text(config: TrainConfig) -> str:
-    return json.dumps(config.result_dict(), sort_keys=True)
-
-
-def _finished(sidecar: Path, config: TrainConfig) -> bool:
-    if not sidecar.is_file():
-        return False
-    try:
-        recorded = json.loads(sidecar.read_text()).get("training")
-    except ValueError:
-        return False
-    return isinstance(recorded, dict) and json.dumps(recorded, sort_keys=True) == _config_text(config)
-
-
-def _resume(state_path: Path, config: TrainConfig, model, opt, sched, scaler, device) -> int:
-    """Load OUT.state.pt when it belongs to this config; returns the number of finished epochs."""
-    if not state_path.is_file():
-        return 0
-    try:
-        state = torch.load(state_path, weights_only=True, map_location=device)
-    except Exception as err:
-        raise RunStoreError(
-            f"resume state {state_path} is unreadable ({type(err).__name__}); delete it to start again"
-        ) from None
-    if state.get("config") != _config_text(config):
-        raise RunStoreError(
-            f"{state_path} holds an unfinished run with another configuration; delete it to "
-            "start this one, or rerun the original command to finish it"
-        )
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["opt"])
-    sched.load_state_dict(state["sched"])
-    if state.get("scaler") and scaler.is_enabled():
-        scaler.load_state_dict(state["scaler"])
-    return int(state["epoch"])
-
-
-def _save_state(state_path: Path, config: TrainConfig, model, opt, sched, scaler, epoch: int) -> None:
-    state = {
-        "version": _STATE_VERSION,
-        "model": model.state_dict(),
-        "opt": opt.state_dict(),
-        "sched": sched.state_dict(),
-        "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-        "epoch": epoch,
-        "config": _config_text(config),
-    }
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state_path.with_name(state_path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, state_path)
-
-
-# -- evaluation -------------------------------------------------------------------------------------
-
-
-@torch.inference_mode()
-def heldout_accuracy(model, dataset, device, *, batch_size: int = 500, workers: int | None = None) -> float:
-    """Clean accuracy of the base model on every input of `dataset`, in batches (decoded sets are read by
-    `workers` loader processes)."""
-    from ..data import iter_batches
-
-    labels = np.asarray(dataset.labels)
-    batches = [np.arange(s, min(s + batch_size, len(labels))) for s in range(0, len(labels), batch_size)]
-    hits = 0
-    for idx, x in zip(batches, iter_batches(dataset, batches, workers=workers), strict=True):
-        hits += int((model(x.to(device, torch.float32)).argmax(1).cpu().numpy() == labels[idx]).sum())
-    return hits / len(labels)
-
-
-@torch.inference_mode()
-def noisy_accuracy(
-    model,
-    dataset,
-    noise_name: str,
-    sigma: float,
-    device,
-    draws: int = 4,
-    *,
-    batch_size: int = 500,
-    seed: int = 0,
-    workers: int | None = None,
-) -> float:
-    """Accuracy of the base model on noisy held-out inputs, `draws` draws each (a training check, not a
-    certificate). sigma is the noise's theta: std (gaussian) or half-width (uniform)."""
-    from ..data import iter_batches
-
-    noise = get_noise(noise_name)
-    device = torch.device(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    labels = np.asarray(dataset.labels)
-    batches = [np.arange(s, min(s + batch_size, len(labels))) for s in range(0, len(labels), batch_size)]
-    hits = 0
-    for idx, x in zip(batches, iter_batches(dataset, batches, workers=workers), strict=True):
-        x = x.to(device, torch.float32)
-        y = torch.as_tensor(labels[idx], device=device)
-        for _ in range(draws):
-            hits += int((model(noise.sample(x, float(sigma), generator)).argmax(1) == y).sum())
-    return hits / (draws * len(labels))
 
 
 def reproduce_command(config: TrainConfig, out) -> str:

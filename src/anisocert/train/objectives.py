@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -28,8 +28,7 @@ from torch.nn import functional as F  # noqa: N812 (the usual name)
 
 from ..core.noise import get_noise
 
-if TYPE_CHECKING:
-    from ._config import TrainConfig
+TrainConfig = Any  # a train.TrainConfig (not imported: _config imports this module)
 
 __all__ = [
     "Objective",

@@ -230,7 +230,7 @@ def _reference(results) -> int:
 
 
 def runtime_summary(results):
-    """report.Table of the runtime comparison, one row per run (seconds per input).
+    """tables.Table of the runtime comparison, one row per run (seconds per input).
 
     Columns: optimisation time median and IQR (``opt_time``, 0 when absent), certification time
     median and IQR (``time``), ACR proxy (mean of radius_proxy * correct over all inputs), and the
@@ -239,7 +239,7 @@ def runtime_summary(results):
     ("-" for the reference itself and when the run is not slower).
     """
     from ..core.metrics import average_certified_radius
-    from .report import Table
+    from .tables import Table
 
     results = list(results)
     if not results:
@@ -280,6 +280,6 @@ def runtime_summary(results):
 
 def runtime_table(results) -> str:
     """The runtime comparison (runtime_summary) as a GitHub Markdown table."""
-    from .report import to_markdown
+    from .tables import to_markdown
 
     return to_markdown(runtime_summary(results))

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.metrics import average_certified_radius, certified_accuracy, resolve_grid
+from ..core.certificates import MEMORY_CHANGED
+from ..core.metrics import AUTO, average_certified_radius, certified_accuracy, resolve_grid
 from ..errors import DataLoadError, InvalidParameterError, RunStoreError
+from .tables import Table, latex_escape, to_latex, to_markdown
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -37,7 +39,6 @@ __all__ = [
     "write_report",
 ]
 
-MEMORY_CHANGED = ("shrunk", "abstain_inside", "adopted")  # memory.MemoryDecision.changed
 
 REQUIRED_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
 _INT_COLUMNS = ("idx", "label", "predict", "correct")
@@ -86,23 +87,6 @@ class Results:
     @property
     def correct(self) -> np.ndarray:
         return self.columns["correct"]
-
-
-@dataclass
-class Table:
-    """A table of numbers: rows are runs, columns are quantities; rendered by to_markdown / to_latex.
-
-    values has shape (len(rows), len(columns)); NaN marks "not available". formats[j] is a format spec
-    for column j; best[j] is "max", "min" or None: which entries of column j are set in bold.
-    """
-
-    rows: list[str]
-    columns: list[str]
-    values: np.ndarray
-    formats: list[str]
-    best: list[str | None]
-    corner: str = "run"
-    caption: str = ""
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -282,13 +266,19 @@ def _grid_label(radius: float) -> str:
     return f"r = {radius:g}"
 
 
+def certified_radii(results: Sequence[Results], *, proxy: bool = False) -> np.ndarray:
+    """The radii (or proxy radii) of the correct inputs of every run: what grid 'auto' is fitted to."""
+    parts = [(r.radius_proxy if proxy else r.radius)[r.correct.astype(bool)] for r in results]
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+
 def summary_table(results: Sequence[Results], grid, *, proxy: bool = False) -> Table:
     """Rows = runs; columns = n, certified accuracy at each R of grid, ACR.
 
     With proxy=True the certified accuracy is on radius_proxy and the columns end with ACR and the average
-    certified proxy radius ("ACR proxy").
+    certified proxy radius ("ACR proxy"). grid 'auto' is fitted to the radii tabulated (metrics.auto_grid).
     """
-    grid = resolve_grid(grid)
+    grid = resolve_grid(grid, radii=certified_radii(results, proxy=proxy))
     columns = ["n", *(_grid_label(r) for r in grid), "ACR"] + (["ACR proxy"] if proxy else [])
     values = []
     for run in results:
@@ -366,64 +356,6 @@ def side_by_side_table(results: Sequence[Results]) -> Table:
     )
 
 
-def _cells(table: Table, bold) -> list[list[str]]:
-    """Formatted cells; entries equal to their column's best (when > 1 row) wrapped by bold()."""
-    cells = [[""] * len(table.columns) for _ in table.rows]
-    for j, spec in enumerate(table.formats):
-        column = table.values[:, j]
-        finite = np.isfinite(column)
-        target = None
-        if table.best[j] and len(table.rows) > 1 and finite.any():
-            target = column[finite].max() if table.best[j] == "max" else column[finite].min()
-        for i, value in enumerate(column):
-            if not finite[i]:
-                cells[i][j] = "-"
-                continue
-            text = format(int(value), spec) if spec == "d" else format(value, spec)
-            cells[i][j] = bold(text) if value == target else text
-    return cells
-
-
-def to_markdown(table: Table) -> str:
-    """GitHub Markdown: a header row, right-aligned numbers, the best entry per column in **bold**."""
-
-    def escape(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = [
-        "| " + " | ".join([escape(table.corner), *map(escape, table.columns)]) + " |",
-        "|:---|" + "---:|" * len(table.columns),
-    ]
-    for label, row in zip(table.rows, _cells(table, lambda t: f"**{t}**"), strict=True):
-        lines.append("| " + " | ".join([escape(label), *row]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
-    "~": r"\textasciitilde{}",
-    "^": r"\^{}",
-    "\\": r"\textbackslash{}",
-}
-
-
-def _latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
-
-
-def to_latex(table: Table) -> str:
-    """A booktabs ``tabular`` (needs \\usepackage{booktabs}); the best entry per column in \\textbf."""
-    lines = [
-        "\\begin{tabular}{l" + "r" * len(table.columns) + "}",
-        "\\toprule",
-        " & ".join(map(_latex_escape, [table.corner, *table.columns])) + " \\\\",
-        "\\midrule",
-    ]
-    for label, row in zip(table.rows, _cells(table, lambda t: f"\\textbf{{{t}}}"), strict=True):
-        lines.append(" & ".join([_latex_escape(label), *row]) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
 def cohen_table(results: Sequence[Results], grid, labels: Sequence[str] | None = None) -> str:
     """Cohen et al.'s Markdown table (analysis/markdown/vary_noise_*): certified accuracy at each r of grid.
 
@@ -431,7 +363,7 @@ def cohen_table(results: Sequence[Results], grid, labels: Sequence[str] | None =
     of each column (compared at full precision) followed by ``<b>*</b>``, row labels ``<b> label </b>``.
     labels default to the run names.
     """
-    grid = resolve_grid(grid)
+    grid = resolve_grid(grid, radii=certified_radii(results))
     labels = [run.name for run in results] if labels is None else list(labels)
     if len(labels) != len(results):
         raise InvalidParameterError(
@@ -480,8 +412,8 @@ def write_report(
 ) -> list[Path]:
     """Write report.md and/or report.tex (tables) and the certified-accuracy plots into out_dir.
 
-    grid is an array of radii or a name/range accepted by ``metrics.resolve_grid`` ("l2-cifar",
-    "0:1.5:0.25"). The proxy-radius table and plot are added when some run's radius_proxy differs from
+    grid is an array of radii or a name/range accepted by ``metrics.resolve_grid`` ("auto", "l2-cifar",
+    "0:1.5:0.25"); "auto" is fitted to each table's radii. The proxy-radius table and plot are added when some run's radius_proxy differs from
     its radius. Returns the paths written.
     """
     results = list(results)
@@ -494,7 +426,8 @@ def write_report(
         )
     from .plots import check_out_dir
 
-    grid = resolve_grid(grid)
+    if not (isinstance(grid, str) and grid.strip() == AUTO):
+        grid = resolve_grid(grid)  # a bad grid fails before anything is written
     out_dir = check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = [("Certified accuracy (radius)", summary_table(results, grid))]
@@ -526,7 +459,7 @@ def write_report(
         lines = ["% anisocert report: \\input this file; needs \\usepackage{booktabs,graphicx}", ""]
         for _, table in tables:
             lines += ["\\begin{table}[t]", "\\centering", "\\small", to_latex(table).rstrip("\n")]
-            lines += [f"\\caption{{{_latex_escape(table.caption)}}}", "\\end{table}", ""]
+            lines += [f"\\caption{{{latex_escape(table.caption)}}}", "\\end{table}", ""]
         for stem in figures:
             lines += [
                 "\\begin{figure}[t]",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _checks
+from ..core import certificates
 from ..errors import InputError, InvalidParameterError, ModelLoadError
 from .figures import IMAGE_FIGSIZE, PERTURBATION_FIGSIZE, plot_perturbation, plot_theta_map
 from .toy import ToySettings, one_thread, visualize_toy
@@ -52,7 +53,7 @@ class InputCertificate:
 
     @property
     def radius(self) -> float:
-        return float(self.theta.min() * self.gap)
+        return float(certificates.radius(self.theta.min(), self.gap))
 
     def no_perturbation_reason(self) -> str | None:
         """Why no perturbation can be drawn for this input, or None."""

@@ -1,0 +1,94 @@
+"""One step of an experiment plan (train, import, certify or report) and how it runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import RunStoreError
+from ..run.config import CertifyConfig
+from ..train import TrainConfig
+
+__all__ = ["Step"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of work. kind: train | import | certify | report. output: what it writes (its presence,
+    with a matching configuration, marks the step as done)."""
+
+    kind: str
+    name: str
+    output: Path
+    arch: str = ""
+    train: TrainConfig | None = None
+    pretrained: str | None = None
+    certify: CertifyConfig | None = None
+    runs: tuple[Path, ...] = ()
+    grid: str = ""
+
+    def done(self) -> bool:
+        if self.kind == "train":
+            from ..train._state import paths
+
+            weights, sidecar, _ = paths(self.output)
+            if not (weights.is_file() and sidecar.is_file()):
+                return False
+            recorded = json.loads(sidecar.read_text()).get("training")
+            if recorded != json.loads(json.dumps(self.train.result_dict())):
+                raise RunStoreError(
+                    f"{weights} was trained with another configuration; delete it (and "
+                    f"{sidecar.name}) to train this one, or choose another --out"
+                )
+            return True
+        if self.kind == "import":
+            return (
+                self.output.is_file() and json.loads(self.output.read_text()).get("spec") == self.pretrained
+            )
+        if self.kind == "certify":
+            marker = self.output / "experiment-step.json"
+            return (
+                marker.is_file()
+                and json.loads(marker.read_text()).get("config_hash") == self.certify.result_hash()
+            )
+        report = self.output / "report.md"
+        tsvs = [r / "certify.tsv" for r in self.runs]
+        return report.is_file() and all(
+            t.is_file() and t.stat().st_mtime <= report.stat().st_mtime for t in tsvs
+        )
+
+    def run(self, *, progress: bool, log: Callable[[str], None], command: str) -> None:
+        if self.kind == "train":
+            from ..train import train_model
+
+            train_model(self.train, self.output, progress=progress, log=log)
+        elif self.kind == "import":
+            from ..models import load_model
+
+            loaded = load_model(self.pretrained)
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            self.output.write_text(
+                json.dumps(
+                    {
+                        "spec": self.pretrained,
+                        "description": loaded.description,
+                        "sha256": loaded.sha256,
+                        "num_classes": loaded.num_classes,
+                    },
+                    indent=2,
+                )
+            )
+        elif self.kind == "certify":
+            from ..run.runner import certify_dataset
+
+            summary = certify_dataset(self.certify, self.output, progress=progress, command=command)
+            log(summary.text())
+            marker = {"config_hash": self.certify.result_hash(), "step": self.name}
+            (self.output / "experiment-step.json").write_text(json.dumps(marker, indent=2) + "\n")
+        else:
+            from ..viz.report import load_results, write_report
+
+            results = [load_results(r) for r in self.runs]
+            write_report(results, self.output, grid=self.grid)
