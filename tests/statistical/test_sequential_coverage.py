@@ -4,13 +4,13 @@ pA placed 1 % below and above a grid radius, >= 10,000 independent sequential ce
 import numpy as np
 import pytest
 
-from anisocert._selftest_sequential import (
+from anisocert.core.sequential import LookSchedule
+from anisocert.selftest.sequential import (
     SEQUENTIAL_CASES,
     certify_false_rate,
     seq_problem,
     simulated_false_rate,
 )
-from anisocert.core.sequential import LookSchedule
 
 T, N, ALPHA = 20_000, 10_000, 0.05
 

@@ -13,7 +13,7 @@
 - ``tightness``: mean certified gap / true gap at n = 10^4 (and 10^5 in the full run) on easy inputs,
   with a floor (0.9 at 10^4, 0.95 at 10^5; Clopper-Pearson alone predicts about 0.96 and 0.99).
 - ``sequential``: the false-certification rate of sequential certification (``certify(radii=...)``)
-  with inputs 1 % below and above a grid radius, where it looks most often (see _selftest_sequential).
+  with inputs 1 % below and above a grid radius, where it looks most often (see selftest/sequential.py).
 - ``geometry``: the exact tests memory relies on (`regions.intersects`, `regions.inside`,
   `regions.largest_disjoint_scale`, `CertificateMemory`) against the independent solver of
   `anisocert.core.verify` and, for l1, an LP of our own solved by `scipy.optimize.linprog`, on random small
@@ -35,14 +35,14 @@ import torch
 from scipy.optimize import linprog
 from scipy.stats import binom, norm
 
-from ._checks import check_int
-from .core import regions
-from .core.bounds import pA_lower
-from .core.memory import CertificateMemory
-from .core.noise import get_noise
-from .core.smooth import ABSTAIN, Smoothed
-from .core.verify import verify_regions
-from .errors import UnknownNameError
+from .._checks import check_int
+from ..core import regions
+from ..core.bounds import pA_lower
+from ..core.memory import CertificateMemory
+from ..core.noise import get_noise
+from ..core.smooth import ABSTAIN, Smoothed
+from ..core.verify import verify_regions
+from ..errors import UnknownNameError
 
 __all__ = ["CheckResult", "GROUPS", "FALSE_ALARM", "run_selftest", "format_table"]
 
@@ -279,7 +279,7 @@ def _tightness(noise: str, n: int, plan: _Plan, seed: int) -> CheckResult:
 
 def _sequential(plan: _Plan, seed: int) -> list[CheckResult]:
     """Sequential certification: simulated draws through its own path at every case, and the torch path."""
-    from . import _selftest_sequential as sq
+    from . import sequential as sq
 
     T, n, alpha = (10_000, 10_000, 0.05) if plan.quick else (20_000, 10_000, 0.05)
     out = []

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from scipy.stats import binom, norm
 
-from .core.bounds import pA_lower
-from .core.noise import get_noise
-from .core.sequential import LookSchedule, binomial_draws, parse_radii, run_looks
-from .core.smooth import ABSTAIN, Smoothed
+from ..core.bounds import pA_lower
+from ..core.noise import get_noise
+from ..core.sequential import LookSchedule, binomial_draws, parse_radii, run_looks
+from ..core.smooth import ABSTAIN, Smoothed
 
 __all__ = ["SEQUENTIAL_CASES", "SeqProblem", "seq_problem", "simulated_false_rate", "certify_false_rate"]
 
