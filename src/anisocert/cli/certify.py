@@ -96,6 +96,18 @@ def certify(
     ] = None,
     ancer_patience: Annotated[int, Opt(help="steps over which --ancer-tol is measured")] = 10,
     kappa: Annotated[float, Opt(help="ANCER weight of gap * min(theta)")] = 2.0,
+    ancer_objective: Annotated[
+        str,
+        Opt(
+            help="ancer: certified (Adam's theta, then the largest step from sigma_x towards it whose hard-vote "
+            "forecast radius keeps the isotropic one) | paper (the public ANCER objective alone)"
+        ),
+    ] = "certified",
+    ancer_check_samples: Annotated[int, Opt(help="certified objective: check draws per input")] = 500,
+    ancer_check_steps: Annotated[int, Opt(help="certified objective: bisection steps")] = 6,
+    ancer_check_margin: Annotated[
+        float, Opt(help="certified objective: z, lowers the check share by z * sqrt(flips) / draws")
+    ] = 0.0,
     fallback: Annotated[
         str,
         Opt(

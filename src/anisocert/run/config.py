@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .. import _checks
 from ..core.noise import get_noise
-from ..core.settings import FALLBACKS, Budget, SigmaSearch, ThetaSearch
+from ..core.settings import ANCER_OBJECTIVES, FALLBACKS, Budget, SigmaSearch, ThetaSearch
 from ..errors import InvalidParameterError, UnknownNameError
 
 __all__ = ["CertifyConfig", "FALLBACKS", "METHODS", "RESULT_FIELDS"]
@@ -29,6 +29,9 @@ _EXECUTION_ONLY = {
     "workers",
     "ray_address",
 }
+
+# Settings of the certified ANCER objective: part of the hash only where they decide the records.
+_CERTIFIED_OBJECTIVE = ("ancer_objective", "ancer_check_samples", "ancer_check_steps", "ancer_check_margin")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ class CertifyConfig:
     ancer_tol: float | None = None  # stop an input when J gains less than tol (relative) in patience steps
     ancer_patience: int = 10
     kappa: float = 2.0
+    # what theta_x maximises (ANCER_OBJECTIVES): certified (Adam's theta repaired by hard-vote checks) | paper
+    ancer_objective: str = "certified"
+    ancer_check_samples: int = 500  # certified: check draws per input (Phase.THETA_CHECK)
+    ancer_check_steps: int = 6  # certified: bisection steps along the path sigma_x -> Adam's theta
+    ancer_check_margin: float = 0.0  # certified: z; the check share is lowered by z * sqrt(flips) / m
     fallback: str = "both"  # ancer: one of FALLBACKS
     memory: bool = True  # memory-based certification for isotropic and ancer
     early_stop: bool = True  # stop drawing once the outcome (abstain, fallback) is settled
@@ -100,6 +108,14 @@ class CertifyConfig:
             object.__setattr__(self, "fallback", "both" if self.fallback else "off")
         if self.fallback not in FALLBACKS:
             raise UnknownNameError(f"fallback={self.fallback!r} is unknown; choose one of {list(FALLBACKS)}")
+        if self.ancer_objective not in ANCER_OBJECTIVES:
+            raise UnknownNameError(
+                f"ancer_objective={self.ancer_objective!r} is unknown; choose one of {list(ANCER_OBJECTIVES)}"
+            )
+        if not (0 <= self.ancer_check_margin < math.inf):
+            raise InvalidParameterError(
+                f"ancer_check_margin={self.ancer_check_margin!r} must be finite and >= 0"
+            )
         if self.iso_method not in ("gradient", "search", "votes"):
             raise UnknownNameError(
                 f"iso_method={self.iso_method!r} is unknown; choose 'gradient', 'search' or 'votes'"
@@ -122,6 +138,8 @@ class CertifyConfig:
             "iso_grid_points",
             "iso_refine_steps",
             "ancer_patience",
+            "ancer_check_samples",
+            "ancer_check_steps",
         ):
             _checks.check_int(name.replace("_", "-"), getattr(self, name))
         _checks.check_int("batch-size", self.batch_size, max_value=MAX_BATCH_SIZE)
@@ -189,6 +207,10 @@ class CertifyConfig:
             kappa=self.kappa,
             tol=self.ancer_tol,
             patience=self.ancer_patience,
+            objective=self.ancer_objective,
+            check_samples=self.ancer_check_samples,
+            check_steps=self.ancer_check_steps,
+            check_margin=self.ancer_check_margin,
         )
 
     @property
@@ -205,7 +227,10 @@ class CertifyConfig:
     @classmethod
     def from_dict(cls, values: dict) -> CertifyConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        # runs stored before the certified objective existed used the public one
+        values.setdefault("ancer_objective", "paper")
+        return cls(**values)
 
     def result_dict(self) -> dict:
         """The fields that decide the records (the resume check)."""
@@ -214,6 +239,11 @@ class CertifyConfig:
             for k in list(d):
                 if k.startswith(("iso_", "ancer_")) or k in ("kappa", "fallback", "on_inside", "memory"):
                     d.pop(k)
+        if self.method != "ancer" or self.ancer_objective == "paper":
+            # the settings of the certified objective decide nothing here: leave them out, so that the hash
+            # of a run stored before they existed (the public objective) stays what it was
+            for k in _CERTIFIED_OBJECTIVE:
+                d.pop(k, None)
         d["indices"] = list(d["indices"]) if d.get("indices") is not None else None
         return d
 

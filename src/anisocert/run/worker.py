@@ -101,7 +101,9 @@ class ChunkWorker:
         thetas, theta_time = [None] * B, 0.0
         if c.method == "ancer":
             t1 = time.perf_counter()
-            theta = optimise_theta_x(self.model, self.noise, x, idx, sigma, c.theta_search, c.seed, **common)
+            theta = optimise_theta_x(
+                self.model, self.noise, x, idx, sigma, c.theta_search, c.seed, **common, budget=c.budget
+            )
             thetas = list(theta.reshape(B, -1))
             theta_time = (time.perf_counter() - t1) / B
         return [(i, float(sigma[k]), thetas[k], float(sigma_time[k]), theta_time) for k, i in enumerate(idx)]
