@@ -220,11 +220,29 @@ def test_proxy_and_side_by_side(tmp_path):
     assert proxy.columns == ["n", "r = 1", "r = 2.5", "ACR", "ACR proxy"]
     np.testing.assert_allclose(proxy.values[0], [3, 1 / 3, 1 / 3, (0.4996123456789 + 1.25) / 3, 3.4 / 3])
     side = side_by_side_table([run, _tiny()])
+    nan = np.nan
     np.testing.assert_allclose(
-        side.values[0], [3, (0.4996123456789 + 1.25) / 3, 3.4 / 3, 2 / 3, 4.0, 86406.5 / 3]
+        side.values[0], [3, (0.4996123456789 + 1.25) / 3, 3.4 / 3, nan, nan, 2 / 3, 4.0, 86406.5 / 3]
     )
-    assert np.isnan(side.values[1, 3]) and np.isnan(side.values[1, 4]) and side.values[1, 5] == 2.5
+    assert np.isnan(side.values[1, 5]) and np.isnan(side.values[1, 6]) and side.values[1, 7] == 2.5
     assert "| a.tsv | 3 |" in to_markdown(side)
+
+
+def test_side_by_side_kept_share_and_proxy_gain_over_the_isotropic_run(tmp_path):
+    (tmp_path / "a.tsv").write_text(ANCER_TSV.replace("\topt_time\n", "\topt_time\tfallback\n"))
+    text = (tmp_path / "a.tsv").read_text().splitlines()
+    (tmp_path / "a.tsv").write_text(
+        "\n".join([text[0]] + [line + f"\t{k == 1:d}" for k, line in enumerate(text[1:])])
+    )
+    ancer = read_tsv(tmp_path / "a.tsv")
+    iso = _tiny()
+    iso.columns["method"] = np.array(["isotropic"] * 4)
+    side = side_by_side_table([iso, ancer])
+    # inputs 0, 1, 2 in both: isotropic ACR on them (0.6 + 0.49961) / 3, ancer's ACR proxy (0.9 + 2.5) / 3
+    np.testing.assert_allclose(side.values[1, 3], 3.4 / (0.6 + 0.49961))
+    np.testing.assert_allclose(side.values[1, 4], 2 / 3)  # input 1 fell back
+    assert side.values[0, 3] == pytest.approx((0.6 + 0.49961) / (0.6 + 0.49961))
+    assert np.isnan(side.values[0, 4])  # not an ancer run
 
 
 def test_cohen_table_ties_mark_first_row():
