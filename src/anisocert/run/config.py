@@ -56,7 +56,7 @@ class CertifyConfig:
     max_count: int | None = None
     indices: tuple[int, ...] | None = None
     # isotropic data-dependent sigma (DDRS); public defaults
-    iso_method: str = "gradient"
+    iso_method: str = "votes"  # the public DDRS ascent is "gradient" (README: which default is which)
     iso_iterations: int = 900
     iso_lr: float = 0.04
     iso_samples: int = 100
@@ -65,9 +65,9 @@ class CertifyConfig:
     iso_grid_points: int = 8  # searches: log-spaced grid, then golden-section steps
     iso_refine_steps: int = 6
     # ANCER theta; public defaults
-    ancer_iterations: int = 100
+    ancer_iterations: int | None = None  # default: 100 for the paper objective, 30 for the certified one
     ancer_lr: float = 0.04
-    ancer_samples: int = 100
+    ancer_samples: int | None = None  # default: 100 for the paper objective, 32 for the certified one
     ancer_tol: float | None = None  # stop an input when J gains less than tol (relative) in patience steps
     ancer_patience: int = 10
     kappa: float = 2.0
@@ -76,7 +76,7 @@ class CertifyConfig:
     ancer_check_samples: int = 500  # certified: check draws per input (Phase.THETA_CHECK)
     ancer_check_steps: int = 6  # certified: bisection steps along the path sigma_x -> Adam's theta
     ancer_check_margin: float = 0.0  # certified: z; the check share is lowered by z * sqrt(flips) / m
-    fallback: str = "both"  # ancer: one of FALLBACKS
+    fallback: str = "select"  # ancer: one of FALLBACKS
     memory: bool = True  # memory-based certification for isotropic and ancer
     early_stop: bool = True  # stop drawing once the outcome (abstain, fallback) is settled
     on_inside: str = "abstain"
@@ -112,6 +112,13 @@ class CertifyConfig:
             raise UnknownNameError(
                 f"ancer_objective={self.ancer_objective!r} is unknown; choose one of {list(ANCER_OBJECTIVES)}"
             )
+        # Adam's budget: the public one for the paper objective; a cheaper direction for the certified one,
+        # whose hard-vote repair decides the step (docs/benchmarks.md, issue 15)
+        paper = self.ancer_objective == "paper"
+        if self.ancer_iterations is None:
+            object.__setattr__(self, "ancer_iterations", 100 if paper else 30)
+        if self.ancer_samples is None:
+            object.__setattr__(self, "ancer_samples", 100 if paper else 32)
         if not (0 <= self.ancer_check_margin < math.inf):
             raise InvalidParameterError(
                 f"ancer_check_margin={self.ancer_check_margin!r} must be finite and >= 0"
