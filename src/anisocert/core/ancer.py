@@ -1,7 +1,9 @@
 """The ANCER procedure for a batch of inputs, in the order of the method (spec sections 5-6):
 
 1. sigma_x: the data-dependent isotropic sigma of each input (DDRS; ``optimise_sigma_x``);
-2. theta_x: the anisotropic theta, grown from sigma_x and never below it (``optimise_theta_x``);
+2. theta_x: the anisotropic theta, grown from sigma_x and never below it (``optimise_theta_x``): ANCER's
+   public objective (``paper``), or its Adam answer repaired to the largest step from sigma_x whose
+   hard-vote forecast radius keeps the isotropic one (``certified``: core/theta_search.py);
 3. certify theta_x with fresh draws, and
 4. compare with the isotropic certificate so that the reported region contains it (``certify_with_fallback``).
 
