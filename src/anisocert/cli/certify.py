@@ -111,7 +111,7 @@ def certify(
     ancer_check_steps: Annotated[int, Opt(help="certified objective: bisection steps")] = 6,
     ancer_check_margin: Annotated[
         float, Opt(help="certified objective: z, lowers the check share by z * sqrt(flips) / draws")
-    ] = 0.0,
+    ] = 1.0,
     fallback: Annotated[
         str,
         Opt(

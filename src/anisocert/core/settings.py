@@ -59,4 +59,4 @@ class ThetaSearch:
     objective: str = "paper"
     check_samples: int = 500
     check_steps: int = 6
-    check_margin: float = 0.0
+    check_margin: float = 1.0

@@ -75,7 +75,7 @@ class CertifyConfig:
     ancer_objective: str = "certified"
     ancer_check_samples: int = 500  # certified: check draws per input (Phase.THETA_CHECK)
     ancer_check_steps: int = 6  # certified: bisection steps along the path sigma_x -> Adam's theta
-    ancer_check_margin: float = 0.0  # certified: z; the check share is lowered by z * sqrt(flips) / m
+    ancer_check_margin: float = 1.0  # certified: z; the check share is lowered by z * sqrt(flips) / m
     fallback: str = "select"  # ancer: one of FALLBACKS
     memory: bool = True  # memory-based certification for isotropic and ancer
     early_stop: bool = True  # stop drawing once the outcome (abstain, fallback) is settled
