@@ -1,59 +1,68 @@
 """anisocert: certify neural-network classifiers with randomized smoothing, isotropic and anisotropic.
 
 The public API, one import per step of the pipeline: noise -> certify -> optimise -> memory -> metrics.
+
+The names are imported on first use (PEP 562): ``import anisocert`` and the command line (which
+imports this package first) stay free of torch, so ``anisocert --help`` answers at once; commands
+import torch only when they run.
 """
 
-from .core.ancer import AncerResult, ancer
-from .core.memory import CertificateMemory, MemoryDecision
-from .core.metrics import average_certified_radius, certified_accuracy
-from .core.noise import Gaussian, NoiseFamily, Uniform, get_noise
-from .core.optimise import OptimiseResult, optimise_sigma, optimise_theta
-from .core.regions import Region
-from .core.settings import Budget, SigmaSearch, ThetaSearch
-from .core.smooth import ABSTAIN, CertifyResult, Smoothed
-from .core.verify import VerifyReport, verify_regions
-from .data import Dataset, load_data, select_indices
-from .errors import AnisocertError
-from .models import LoadedModel, create_model, list_models, load_model
-from .run.config import CertifyConfig
-from .run.runner import RunSummary, certify_dataset, verify_run
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ABSTAIN",
-    "AncerResult",
-    "Budget",
-    "SigmaSearch",
-    "ThetaSearch",
-    "ancer",
-    "AnisocertError",
-    "CertificateMemory",
-    "CertifyConfig",
-    "CertifyResult",
-    "Dataset",
-    "Gaussian",
-    "LoadedModel",
-    "MemoryDecision",
-    "NoiseFamily",
-    "OptimiseResult",
-    "Region",
-    "RunSummary",
-    "Smoothed",
-    "Uniform",
-    "VerifyReport",
-    "average_certified_radius",
-    "certified_accuracy",
-    "certify_dataset",
-    "create_model",
-    "get_noise",
-    "list_models",
-    "load_data",
-    "load_model",
-    "optimise_sigma",
-    "optimise_theta",
-    "select_indices",
-    "verify_regions",
-    "verify_run",
-    "__version__",
-]
+# public name -> the module (relative to this package) that defines it
+_LAZY = {
+    "AncerResult": "core.ancer",
+    "ancer": "core.ancer",
+    "CertificateMemory": "core.memory",
+    "MemoryDecision": "core.memory",
+    "average_certified_radius": "core.metrics",
+    "certified_accuracy": "core.metrics",
+    "Gaussian": "core.noise",
+    "NoiseFamily": "core.noise",
+    "Uniform": "core.noise",
+    "get_noise": "core.noise",
+    "OptimiseResult": "core.optimise",
+    "optimise_sigma": "core.optimise",
+    "optimise_theta": "core.optimise",
+    "Region": "core.regions",
+    "LookSchedule": "core.sequential",
+    "Budget": "core.settings",
+    "SigmaSearch": "core.settings",
+    "ThetaSearch": "core.settings",
+    "ABSTAIN": "core.smooth",
+    "CertifyResult": "core.smooth",
+    "Smoothed": "core.smooth",
+    "VerifyReport": "core.verify",
+    "verify_regions": "core.verify",
+    "Dataset": "data",
+    "load_data": "data",
+    "select_indices": "data",
+    "AnisocertError": "errors",
+    "LoadedModel": "models",
+    "create_model": "models",
+    "list_models": "models",
+    "load_model": "models",
+    "CertifyConfig": "run.config",
+    "RunSummary": "run.runner",
+    "certify_dataset": "run.runner",
+    "verify_run": "run.runner",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    """Import the module defining a public name on first access, and keep the name here."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -8,7 +8,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
-from .errors import InfeasibleBudgetError, InputError, InvalidParameterError
+from .errors import InfeasibleBudgetError, InputError, InvalidParameterError, UnknownNameError
 
 __all__ = [
     "check_int",
@@ -19,6 +19,7 @@ __all__ = [
     "check_inputs",
     "smallest_certifying_n",
     "check_device",
+    "check_choice",
 ]
 
 
@@ -119,3 +120,10 @@ def check_device(requested: str | None) -> torch.device:
     elif device.type not in ("cpu", "mps", "xpu"):
         raise InvalidParameterError(f"--device {requested!r} is not supported; use cpu, cuda or cuda:N")
     return device
+
+
+def check_choice(name: str, value, choices) -> str:
+    """One of a fixed set of names."""
+    if value not in choices:
+        raise UnknownNameError(f"{name}={value!r} is unknown; choose one of {list(choices)}")
+    return value

@@ -12,6 +12,8 @@
   each case, as a z-score (|z| <= 5).
 - ``tightness``: mean certified gap / true gap at n = 10^4 (and 10^5 in the full run) on easy inputs,
   with a floor (0.9 at 10^4, 0.95 at 10^5; Clopper-Pearson alone predicts about 0.96 and 0.99).
+- ``sequential``: the false-certification rate of sequential certification (``certify(radii=...)``)
+  with inputs 1 % below and above a grid radius, where it looks most often (see _selftest_sequential).
 - ``geometry``: the exact tests memory relies on (`regions.intersects`, `regions.inside`,
   `regions.largest_disjoint_scale`, `CertificateMemory`) against the independent solver of
   `anisocert.core.verify` and, for l1, an LP of our own solved by `scipy.optimize.linprog`, on random small
@@ -44,7 +46,7 @@ from .errors import UnknownNameError
 
 __all__ = ["CheckResult", "GROUPS", "FALSE_ALARM", "run_selftest", "format_table"]
 
-GROUPS = ("coverage", "tightness", "geometry")
+GROUPS = ("coverage", "tightness", "geometry", "sequential")
 FALSE_ALARM = 1e-6  # a correct certifier fails one coverage check with probability below this
 _TIE = 1e-8  # |depth - 1| below this: too close to touching for a solver to decide, not counted
 
@@ -129,6 +131,8 @@ def _run(plan: _Plan, seed: int, groups) -> list[CheckResult]:
     if "tightness" in groups:
         for n in plan.tight_ns:
             results += [_timed(_tightness, noise, n, plan, seed) for noise in ("gaussian", "uniform")]
+    if "sequential" in groups:
+        results += _sequential(plan, seed)
     if "geometry" in groups:
         rng = np.random.default_rng([seed, 7])
         for norm_name in regions.NORMS:
@@ -271,6 +275,33 @@ def _tightness(noise: str, n: int, plan: _Plan, seed: int) -> CheckResult:
     )
     mean = float(ratio.mean())
     return CheckResult(f"tightness gap / true gap, {noise}, n={n}", mean, floor, mean >= floor, detail, ">=")
+
+
+def _sequential(plan: _Plan, seed: int) -> list[CheckResult]:
+    """Sequential certification: simulated draws through its own path at every case, and the torch path."""
+    from . import _selftest_sequential as sq
+
+    T, n, alpha = (10_000, 10_000, 0.05) if plan.quick else (20_000, 10_000, 0.05)
+    out = []
+    for number, (noise, aniso, radius, side) in enumerate(sq.SEQUENTIAL_CASES):
+        start = time.perf_counter()
+        problem = sq.seq_problem(noise, aniso, radius * side, np.random.default_rng([seed, 9, number]))
+        simulated = sq.simulated_false_rate(noise, problem, T, n, alpha, seed * 1000 + number)
+        rows = [("simulated draws", T, simulated)]
+        if aniso and side > 1:  # every draw a forward pass: one torch case per noise
+            m = 1000 if plan.quick else 4000
+            rows.append(("certify", m, sq.certify_false_rate(noise, problem, m, 2000, alpha, seed + number)))
+        for how, trials, (rate, bound, draws) in rows:
+            shape = "anisotropic" if aniso else "isotropic"
+            detail = (
+                f"{trials} trials, n={n if how != 'certify' else 2000}, exact radius {problem.exact_radius:.4f} "
+                f"({'below' if side < 1 else 'above'} grid radius {radius}), pA={problem.pA:.4f}, mean draws "
+                f"{draws:.0f}. Bound: (1 - {FALSE_ALARM:g}) quantile of Binomial({trials}, {alpha:g}) / {trials}"
+            )
+            name = f"sequential false certification rate ({how}), {noise} {shape}, {side:g} x {radius}"
+            result = CheckResult(name, rate, bound, rate <= bound, detail)
+            out.append(replace(result, seconds=time.perf_counter() - start))
+    return out
 
 
 # ------------------------------------------------------------------------------ geometry vs verify

@@ -83,3 +83,13 @@ def test_a_worker_that_always_dies_ends_the_run_resumably(ray_local, reference, 
     cli("--out", str(out), "--workers", "2")  # the same command, resumed
     assert tsv_rows(out) == tsv_rows(reference)
     assert stored_counts(out)["records"] == (INPUTS, INPUTS)
+
+
+def test_sequential_radii_runs_give_the_same_records_on_two_workers(ray_local, tmp_path):
+    # --radii: each input's rounds continue its own noise streams, so the workers change nothing
+    radii = ("--n", "1000", "--radii", "0.25,0.5")
+    cli("--out", str(tmp_path / "one"), *radii)
+    cli("--out", str(tmp_path / "two"), "--workers", "2", *radii)
+    assert tsv_rows(tmp_path / "two") == tsv_rows(tmp_path / "one")
+    draws = [int(row[-1]) for row in tsv_rows(tmp_path / "one")[1:]]
+    assert len(draws) == INPUTS and min(draws) < 2 * 1000  # ancer 'both': two sequential certificates

@@ -8,6 +8,7 @@ from anisocert.core.metrics import (
     L1_GRID,
     L2_CIFAR_GRID,
     L2_IMAGENET_GRID,
+    auto_grid,
     average_certified_radius,
     certified_accuracy,
     fine_grid,
@@ -75,6 +76,32 @@ def test_resolve_grid():
         with pytest.raises(InvalidParameterError):
             resolve_grid(bad)
     assert fine_grid(2.0, 5).tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_auto_grid_fits_the_radii():
+    """6-10 columns from 0 in a round step, each reached by the largest radius, none left out."""
+    nice = {1.0, 1.25, 2.0, 2.5, 5.0}
+    for max_radius in np.concatenate([10 ** np.random.default_rng(0).uniform(-6, 3, 500), [0.3, 0.5, 1.0]]):
+        grid = auto_grid(float(max_radius))
+        step = grid[1]
+        assert grid[0] == 0 and 6 <= len(grid) <= 10, (max_radius, grid)
+        np.testing.assert_allclose(np.diff(grid), step, rtol=1e-9)
+        mantissa = step / 10.0 ** np.floor(np.log10(step))
+        assert min(abs(mantissa - m) for m in nice) < 1e-9, step
+        assert grid[-1] <= max_radius < grid[-1] + step * (1 + 1e-9), (max_radius, grid)
+    assert auto_grid(0.3).tolist() == [
+        0.0,
+        0.05,
+        0.1,
+        0.15,
+        0.2,
+        0.25,
+        0.3,
+    ]  # 0.3 itself, not 0.30000000000000004
+    assert auto_grid(0.0).tolist() == [0.0]  # nothing certified
+    np.testing.assert_array_equal(resolve_grid("auto", radii=[0.43, 0.1]), auto_grid(0.43))
+    with pytest.raises(InvalidParameterError, match="auto"):
+        resolve_grid("auto")  # needs the radii
 
 
 @pytest.mark.parametrize(

@@ -193,6 +193,57 @@ def test_summary_values_and_markdown_exact():
     )
 
 
+def _small_radii_runs() -> list[Results]:
+    """Two runs whose radii stay under 0.5, as the digits' l1 runs: the published l1 grid (0 to 4 in
+    steps of 0.5) is 0 for both past its first column."""
+    rng = np.random.default_rng(1)
+    runs = []
+    for name, scale in (("fixed", 0.3), ("ancer", 0.45)):
+        radius = rng.uniform(0, scale, 40)
+        columns = dict(idx=np.arange(40), label=np.zeros(40, int), predict=np.zeros(40, int))
+        runs.append(Results(name, {**columns, "radius": radius, "correct": np.ones(40, int), "time": radius}))
+    return runs
+
+
+def test_the_auto_grid_fits_the_runs_and_the_published_grids_stay_available():
+    runs = _small_radii_runs()
+    largest = max(r.radius.max() for r in runs)
+    table = summary_table(runs, "auto")
+    radii = [float(c.split("= ")[1]) for c in table.columns if c.startswith("r = ")]
+    assert 6 <= len(radii) <= 10 and radii[0] == 0 and radii[-1] <= largest
+    accuracy = table.values[:, 1 : 1 + len(radii)]
+    assert (accuracy.max(axis=0) > 0).all()  # no column is 0 for every run
+    published = summary_table(runs, "l1")
+    assert [c for c in published.columns if c.startswith("r = ")] == [
+        f"r = {r:g}" for r in np.arange(9) * 0.5
+    ]
+
+
+def test_a_column_where_every_run_is_zero_is_not_bold():
+    markdown = to_markdown(summary_table(_small_radii_runs(), "l1"))
+    rows = [line.split("|")[2:-1] for line in markdown.splitlines()[2:]]
+    zero_columns = [j for j in range(len(rows[0])) if all(row[j].strip() == "0.000" for row in rows)]
+    assert len(zero_columns) == 8  # r = 0.5 ... 4
+    assert "**0.000**" not in markdown and "**" in markdown  # the best non-zero entries still are bold
+    latex = to_latex(summary_table(_small_radii_runs(), "l1"))
+    assert "\\textbf{0.000}" not in latex
+
+
+def test_report_command_defaults_to_the_fitted_grid(tmp_path):
+    from typer.testing import CliRunner
+
+    from anisocert.cli import app
+
+    paths = [str(write_tsv(run, tmp_path / f"{run.name}.tsv")) for run in _small_radii_runs()]
+    result = CliRunner().invoke(app, ["report", *paths, "--out", str(tmp_path / "out"), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert "r = 0.05 |" in result.output and "r = 0.5 |" not in result.output
+    assert "**0.000**" not in result.output
+    assert "r = 0.05 |" in (tmp_path / "out" / "report.md").read_text()
+    published = CliRunner().invoke(app, ["report", *paths, "--grid", "l1"])
+    assert published.exit_code == 0 and "r = 4 |" in published.output
+
+
 def test_latex_exact():
     table = Table(
         rows=["fixed_0.25", "ancer"],
@@ -220,11 +271,15 @@ def test_proxy_and_side_by_side(tmp_path):
     assert proxy.columns == ["n", "r = 1", "r = 2.5", "ACR", "ACR proxy"]
     np.testing.assert_allclose(proxy.values[0], [3, 1 / 3, 1 / 3, (0.4996123456789 + 1.25) / 3, 3.4 / 3])
     side = side_by_side_table([run, _tiny()])
-    nan = np.nan
     np.testing.assert_allclose(
-        side.values[0], [3, (0.4996123456789 + 1.25) / 3, 3.4 / 3, nan, nan, 2 / 3, 4.0, 86406.5 / 3]
+        side.values[0, :6], [3, (0.4996123456789 + 1.25) / 3, 3.4 / 3, 2 / 3, 4.0, 86406.5 / 3]
     )
-    assert np.isnan(side.values[1, 5]) and np.isnan(side.values[1, 6]) and side.values[1, 7] == 2.5
+    assert np.isnan(side.values[1, 3]) and np.isnan(side.values[1, 4]) and side.values[1, 5] == 2.5
+    assert np.isnan(side.values[0, 6])  # no draws column
+    (tmp_path / "d.tsv").write_text(
+        "idx\tlabel\tpredict\tradius\tcorrect\ttime\tdraws\n0\t1\t1\t0.5\t1\t1.0\t300\n1\t1\t1\t0.5\t1\t1.0\t1000\n"
+    )
+    assert side_by_side_table([read_tsv(tmp_path / "d.tsv")]).values[0, 6] == 650
     assert "| a.tsv | 3 |" in to_markdown(side)
 
 
@@ -239,10 +294,10 @@ def test_side_by_side_kept_share_and_proxy_gain_over_the_isotropic_run(tmp_path)
     iso.columns["method"] = np.array(["isotropic"] * 4)
     side = side_by_side_table([iso, ancer])
     # inputs 0, 1, 2 in both: isotropic ACR on them (0.6 + 0.49961) / 3, ancer's ACR proxy (0.9 + 2.5) / 3
-    np.testing.assert_allclose(side.values[1, 3], 3.4 / (0.6 + 0.49961))
-    np.testing.assert_allclose(side.values[1, 4], 2 / 3)  # input 1 fell back
-    assert side.values[0, 3] == pytest.approx((0.6 + 0.49961) / (0.6 + 0.49961))
-    assert np.isnan(side.values[0, 4])  # not an ancer run
+    np.testing.assert_allclose(side.values[1, 7], 3.4 / (0.6 + 0.49961))
+    np.testing.assert_allclose(side.values[1, 8], 2 / 3)  # input 1 fell back
+    assert side.values[0, 7] == pytest.approx(1.0)
+    assert np.isnan(side.values[0, 8])  # not an ancer run
 
 
 def test_cohen_table_ties_mark_first_row():

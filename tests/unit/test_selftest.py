@@ -36,7 +36,8 @@ def test_quick_selftest_reports_no_violation(quick_results):
     assert len(_by_prefix(quick_results, "false certification")) == 5
     assert len(_by_prefix(quick_results, "tightness")) == 2
     assert len(_by_prefix(quick_results, "sampled probability")) == 1
-    assert len(quick_results) == 5 + 1 + 2 + 8
+    assert len(_by_prefix(quick_results, "sequential false certification")) == 8 + 2
+    assert len(quick_results) == 5 + 1 + 2 + 8 + 10
     for r in quick_results:
         assert r.passed == (r.measured <= r.bound if r.op == "<=" else r.measured >= r.bound)
 
@@ -113,7 +114,7 @@ def test_bad_arguments():
         run_selftest(seed=-1)
     with pytest.raises(UnknownNameError, match="coverage"):
         run_selftest(groups=("speed",))
-    assert GROUPS == ("coverage", "tightness", "geometry")
+    assert GROUPS == ("coverage", "tightness", "geometry", "sequential")
 
 
 # -- the command (run_selftest replaced by canned results: the real run is tested above) ------------------

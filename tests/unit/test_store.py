@@ -250,3 +250,25 @@ def test_full_disk_while_creating_a_run_is_one_line(tmp_path, monkeypatch):
     _one_line_error(excinfo)
     monkeypatch.undo()
     assert len(_make_run(tmp_path / "run").joinpath(DB_NAME).read_bytes()) > 0  # the same command works
+
+
+def test_a_store_made_before_the_draws_column_reads_and_resumes(tmp_path):
+    from dataclasses import replace
+
+    run = _make_run(tmp_path / "old", records=range(2))
+    with sqlite3.connect(run / DB_NAME) as db:  # the records table as stores had it before --radii
+        db.execute("ALTER TABLE records DROP COLUMN draws")
+    store = RunStore.read(run)
+    assert [r.draws for r in store.records()] == [None, None]
+    assert [r.draws_spent for r in store.records()] == [100, 100]  # the sum of the counts
+    store.close()
+    store = RunStore.open(run, CONFIG, command="test", versions=VERSIONS)  # resume: the column is added
+    store.add_records([replace(_record(2), draws=170)])
+    assert [r.draws for r in store.records()] == [None, None, 170]
+    header, lines = store.views()["certify_nomemory.tsv"]  # raw records (no memory pass here)
+    assert header.split("\t")[-1] == "draws" and [line.split("\t")[-1] for line in lines] == [
+        "100",
+        "100",
+        "170",
+    ]
+    store.close()

@@ -1,6 +1,7 @@
 """Visualisations: drawn regions lie on their exact boundaries, perturbations stay inside the anisotropic
 certificate and outside the isotropic one, and every command writes PNG/PDF files of the expected size."""
 
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -16,6 +17,7 @@ import typer
 from typer.testing import CliRunner
 
 from anisocert.core.regions import Region
+from anisocert.core.verify import verify_regions
 from anisocert.errors import InvalidParameterError, ModelLoadError, UnknownNameError
 from anisocert.models import create_model
 from anisocert.models.checkpoint import save_checkpoint
@@ -24,7 +26,15 @@ from anisocert.run.runner import certify_dataset
 from anisocert.run.store import RunStore
 from anisocert.viz.plots import COLUMN_FIGSIZE, plot_runtime, runtime_summary, runtime_table
 from anisocert.viz.report import Results, load_results
-from anisocert.viz.toy import ToyPanel, region_boundary, toy_figsize, toy_figure, toy_model, toy_panel
+from anisocert.viz.toy import (
+    ToyPanel,
+    memory_pass,
+    region_boundary,
+    toy_figsize,
+    toy_figure,
+    toy_model,
+    toy_panel,
+)
 from anisocert.viz.visualize import (
     IMAGE_FIGSIZE,
     PERTURBATION_FIGSIZE,
@@ -148,6 +158,65 @@ def test_real_toy_panel_certifies_and_draws_its_regions(tmp_path):
     ceiling = scipy.stats.norm.ppf(settings.alpha ** (1 / settings.n))
     assert all(0 <= r.gap <= ceiling + 1e-12 for r in panel.iso + panel.ancer)
     assert _check_drawn_regions(toy_figure([panel]), [panel]) >= 1
+
+
+def _conflicts(regions, predictions) -> list:
+    """Pairs of regions with different classes that intersect (core/verify.py, exact)."""
+    centers = np.stack([r.center for r in regions])
+    thetas = np.stack([r.theta for r in regions])
+    gaps = np.array([r.gap for r in regions])
+    return verify_regions(centers, thetas, gaps, np.asarray(predictions), regions[0].norm).conflicts
+
+
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_the_memory_pass_leaves_no_overlap_of_different_classes(norm):
+    raw = [
+        Region([0.0, 0.0], [0.3, 0.1], 2.0, norm),
+        Region([0.7, 0.0], [0.1, 0.1], 2.0, norm),  # class 1, outside the first region but meets it
+        Region([0.0, 0.0001], [0.1, 0.1], 1.0, norm),  # class 1, inside the first region: abstains
+        Region([3.0, 3.0], [0.1, 0.1], 1.0, norm),  # far away: unchanged
+    ]
+    predictions = [0, 1, 1, 1]
+    assert _conflicts(raw, predictions)
+    reported, classes, changed = memory_pass(raw, predictions)
+    assert not _conflicts(reported, classes)
+    assert changed == 2 and classes.tolist() == [0, 1, -1, 1]
+    assert 0 < reported[1].gap < raw[1].gap and reported[2].gap == 0.0
+    assert [r.gap for r in reported[::3]] == [2.0, 1.0]
+    assert all(np.array_equal(r.theta, q.theta) for r, q in zip(reported, raw))  # only the gaps change
+
+
+def test_the_toy_figure_shows_memory_based_regions_by_default(tmp_path, monkeypatch):
+    """ToySettings and `visualize toy` default to the memory-based certificates; the titles say which."""
+    assert ToySettings().memory is True
+    seen = []
+    monkeypatch.setattr(
+        "anisocert.viz.visualize.visualize_toy", lambda out, settings, **k: seen.append(settings) or []
+    )
+    for extra in ([], ["--no-memory"]):
+        result = CliRunner().invoke(_app(), ["visualize", "toy", "--out", str(tmp_path), *extra])
+        assert result.exit_code == 0, result.output
+    assert [s.memory for s in seen] == [True, False]
+    settings = ToySettings(
+        inputs=6, grid=12, draws=20, n=500, epochs=4, ancer_iterations=10, ancer_samples=16
+    )
+    model = toy_model("moons", "gaussian", 0.12, cache_dir=tmp_path, epochs=4)
+    panel = toy_panel("moons", "gaussian", settings, model=model)
+    raw = toy_panel("moons", "gaussian", dataclasses.replace(settings, memory=False), model=model)
+    for regions, predictions in ((panel.iso, panel.iso_prediction), (panel.ancer, panel.ancer_prediction)):
+        assert not _conflicts(regions, predictions)
+    for shown, before in zip(panel.iso + panel.ancer, raw.iso + raw.ancer):
+        assert shown.gap <= before.gap and np.array_equal(shown.center, before.center)
+    changed = sum(a.gap != b.gap for a, b in zip(panel.iso + panel.ancer, raw.iso + raw.ancer))
+    assert panel.memory_changed >= changed and raw.memory_changed == 0
+    fig = toy_figure([panel])
+    assert (
+        "memory-based" in fig.axes[0].get_title() and "memory-based" in fig.legends[0].get_title().get_text()
+    )
+    raw_fig = toy_figure([raw])
+    assert (
+        "raw" in raw_fig.axes[0].get_title() and "no memory pass" in raw_fig.legends[0].get_title().get_text()
+    )
 
 
 def test_toy_command_writes_png_and_pdf(tmp_path):

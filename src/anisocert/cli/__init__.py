@@ -25,7 +25,15 @@ __all__ = ["app", "main", "user_errors"]
 
 class _OneLineUsageErrors(TyperGroup):
     """Usage mistakes (a wrong type, an unknown option) are one line on stderr and exit 2, like
-    every other user error, instead of click's usage block or rich's error panel."""
+    every other user error, instead of click's usage block or rich's error panel.
+
+    Help texts are shown as written: rich would read a '[...]' in them (an install hint such as
+    anisocert[ray], a '[default: ...]' note) as a style tag and drop it, so they are escaped here.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _escape_help(self)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -45,6 +53,21 @@ class _OneLineUsageErrors(TyperGroup):
             typer.echo("aborted", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _escape_help(command) -> None:
+    """Escape rich markup in the help of a command, its parameters and its sub-commands (in place)."""
+    if not typer.core.HAS_RICH:
+        return
+    from rich.markup import escape
+
+    if command.help:
+        command.help = escape(command.help)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        _escape_help(sub)
 
 
 app = typer.Typer(

@@ -129,6 +129,16 @@ def certify(
     early_stop: Annotated[
         bool, Opt(help="stop an input's draws once its outcome is settled (abstain; ancer fallback)")
     ] = True,
+    radii: Annotated[
+        str | None,
+        Opt(
+            help="sequential certification for these radii (e.g. 0.25,0.5,0.75,1.0): draws in rounds, each "
+            "input stops once its place on the grid is settled (sound at --alpha; see docs/soundness.md)"
+        ),
+    ] = None,
+    radii_on: Annotated[
+        str, Opt(help="ancer: the --radii grid is on the radius (min theta * gap) or on the proxy radius")
+    ] = "radius",
     reuse: Annotated[
         Path | None,
         Opt(
@@ -146,7 +156,13 @@ def certify(
     ray_address: Annotated[
         str | None, Opt(help="join this Ray cluster (e.g. auto) instead of starting a local one")
     ] = None,
-    progress: Annotated[bool, Opt(help="show a progress bar")] = True,
+    progress: Annotated[
+        bool,
+        Opt(
+            help="show progress: a bar on a terminal; redirected to a file, a line every 30 s (inputs done, "
+            "inputs/min, ETA, phase)"
+        ),
+    ] = True,
 ) -> None:
     """Certify every selected input of DATA; records go to OUT/run.sqlite and OUT/certify.tsv."""
     _execute(locals(), optimise_only=False)

@@ -39,6 +39,13 @@ def visualize(
     grid: Annotated[int, Opt(help="toy: landscape points per axis")] = 100,
     draws: Annotated[int, Opt(help="toy: noise draws per landscape point")] = 100,
     epochs: Annotated[int, Opt(help="toy: training epochs of the toy models")] = 30,
+    memory: Annotated[
+        bool,
+        Opt(
+            help="toy: draw the memory-based certificates, as a run reports them (--no-memory: the raw "
+            "per-input certificates, whose regions of different classes may overlap)"
+        ),
+    ] = True,
     device: Annotated[
         str | None, Opt(help="run: device for the check (default: cpu; a run's own device is not reused)")
     ] = None,
@@ -66,12 +73,17 @@ def visualize(
                 n=2000 if n is None else n,
                 seed=seed or 0,
                 epochs=epochs,
+                memory=memory,
             )
             kwargs = {"data": tuple(data)} if data else {}
             written = visualize_toy(out, settings, log=typer.echo, **kwargs)
         else:
             if data:
                 raise InvalidParameterError("--data is for `visualize toy`; a run knows its data")
+            if not memory:
+                raise InvalidParameterError(
+                    "--no-memory is for `visualize toy`; a run's figures show what the run reports"
+                )
             written = visualize_run(
                 Path(target),
                 idx or [],

@@ -19,13 +19,13 @@ steps one by one so that it can store the optimisation before certifying. Fallba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from .settings import FALLBACKS, Budget, SigmaSearch, ThetaSearch
-from .smooth import CertifyResult, Smoothed, certificate_from_counts, predicted_radius, theta_summary
+from .smooth import ABSTAIN, CertifyResult, Smoothed, certificate_from_counts, predicted_radius, theta_summary
 
 __all__ = [
     "FALLBACKS",
@@ -192,10 +192,14 @@ def certify_with_fallback(
     iso = isotropic_certificates(smoothed, x, idx, iso_theta, budget, alpha, iso_known or {})
     # With the early stop the anisotropic draws end as soon as they cannot reach the isotropic radius:
     # the same choice, and most of its draws saved where the isotropic certificate is the larger.
+    # Sequentially (radii), theta_x's draws end once it cannot beat the isotropic grid level.
     settle = iso.radius if budget.early_stop else None
+    if budget.radii is not None:
+        settle = np.where(iso.prediction == ABSTAIN, -1.0, iso.radius)
     aniso = _certify(smoothed, x, idx, theta, budget, alpha, settle_radius=settle, keep_ties=True)
     fell_back = aniso.radius < iso.radius  # at equal radius theta_x's region contains the ball
-    return _rows_where(fell_back, iso, aniso), fell_back
+    both = replace(_rows_where(fell_back, iso, aniso), draws=iso.draws + aniso.draws)
+    return both, fell_back
 
 
 def _certify(smoothed, x, idx, theta, budget: Budget, alpha, **extra) -> CertifyResult:
@@ -208,6 +212,8 @@ def _certify(smoothed, x, idx, theta, budget: Budget, alpha, **extra) -> Certify
         seed=budget.seed,
         idx=idx,
         early_stop=budget.early_stop,
+        radii=budget.radii,
+        radii_on=budget.radii_on,
         **extra,
     )
 
@@ -266,6 +272,7 @@ def isotropic_certificates(
             )
         )
     if known:
+        assert budget.radii is None, "sequential counts stop at a look: never reused as fixed-n counts"
         # theta's summary exactly as a fresh certificate computes it (bit-identical records)
         shape = (len(known), *x.shape[1:])
         expanded = iso_theta[known].reshape(-1, *([1] * (x.ndim - 1))).expand(shape)

@@ -20,6 +20,8 @@ __all__ = [
     "L2_IMAGENET_GRID",
     "L1_GRID",
     "GRIDS",
+    "AUTO",
+    "auto_grid",
     "certified_accuracy",
     "average_certified_radius",
     "fine_grid",
@@ -31,6 +33,8 @@ L2_CIFAR_GRID = np.arange(7) * 0.25  # 0, 0.25, ..., 1.5
 L2_IMAGENET_GRID = np.arange(7) * 0.5  # 0, 0.5, ..., 3.0
 L1_GRID = np.arange(9) * 0.5  # 0, 0.5, ..., 4.0
 GRIDS: dict[str, np.ndarray] = {"l2-cifar": L2_CIFAR_GRID, "l2-imagenet": L2_IMAGENET_GRID, "l1": L1_GRID}
+AUTO = "auto"  # the grid fitted to the radii being tabulated (auto_grid)
+_NICE_STEPS = (1.0, 1.25, 2.0, 2.5, 5.0)  # times a power of ten: 0.05, 0.1, 0.125, 0.2, 0.25, 0.5, 1, ...
 
 _RANGE = re.compile(r"^\s*([^:]+):([^:]+):([^:]+)\s*$")
 
@@ -106,21 +110,63 @@ def fine_grid(max_radius: float, num: int = 1001) -> np.ndarray:
     return np.linspace(0.0, float(max_radius), int(num))
 
 
-def resolve_grid(grid: str | Sequence[float] | np.ndarray) -> np.ndarray:
-    """A grid from a name in GRIDS, a 'start:stop:step' range (stop included), 'a,b,c' or an array.
+def auto_grid(max_radius: float, max_columns: int = 10) -> np.ndarray:
+    """0, s, 2 s, ... up to max_radius, with the smallest round step s (1, 1.25, 2, 2.5 or 5 times a power
+    of ten) that gives at most max_columns radii: 6 to 10 columns for the default, each of which some
+    input reaches, so that no column of a table is zero for every run. [0] when nothing is certified.
+
+    The published grids (GRIDS) suit CIFAR-10 or ImageNet models; a smaller model's radii (the digits' l1
+    radii stay under 0.5) would fill all but their first columns with zeros.
+
+    Examples
+    --------
+    >>> auto_grid(0.43).tolist()
+    [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4]
+    >>> auto_grid(1.6).tolist()
+    [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6]
+    """
+    if not np.isfinite(max_radius) or max_radius < 0:
+        raise InvalidParameterError(f"max_radius={max_radius!r} must be a finite number >= 0")
+    if max_radius == 0:
+        return np.zeros(1)
+    power = 10.0 ** np.floor(np.log10(max_radius / max_columns))
+    steps = sorted(m * power * scale for m in _NICE_STEPS for scale in (0.1, 1.0, 10.0, 100.0))
+
+    def count(s: float) -> int:  # multiples of s up to max_radius (0.3 / 0.05 is 5.999...: 6 of them)
+        return int(np.floor(max_radius / s + 1e-9)) + 1
+
+    step = next(s for s in steps if count(s) <= max_columns)
+    # to 12 significant digits: 3 x 0.1 is the 0.3 a user reads, not 0.30000000000000004
+    values = np.array([float(f"{k * step:.12g}") for k in range(count(step))])
+    return values[values <= max_radius]  # never a radius past the largest one
+
+
+def resolve_grid(grid: str | Sequence[float] | np.ndarray, radii=None) -> np.ndarray:
+    """A grid from a name in GRIDS, 'auto', a 'start:stop:step' range (stop included), 'a,b,c' or an array.
+
+    'auto' is auto_grid of the largest of ``radii`` (the certified radii being tabulated: those of the
+    correct inputs of every run), which it needs.
 
     Examples
     --------
     >>> resolve_grid("0:1:0.25").tolist()
     [0.0, 0.25, 0.5, 0.75, 1.0]
+    >>> resolve_grid("auto", radii=[0.2, 0.0, 0.61]).tolist()
+    [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     """
     if isinstance(grid, str):
         text = grid.strip()
+        if text == AUTO:
+            if radii is None:
+                raise InvalidParameterError("grid='auto' is fitted to the runs' radii: pass radii")
+            radii = np.asarray(radii, dtype=np.float64).reshape(-1)
+            return auto_grid(float(radii.max()) if radii.size else 0.0)
         if text in GRIDS:
             return GRIDS[text].copy()
         if not any(ch.isdigit() for ch in text):
             raise UnknownNameError(
-                f"grid={grid!r} is not a known grid; use one of {sorted(GRIDS)}, 'start:stop:step' or 'a,b,c'"
+                f"grid={grid!r} is not a known grid; use {AUTO!r}, one of {sorted(GRIDS)}, 'start:stop:step' "
+                "or 'a,b,c'"
             )
         values = _parse_grid(text, grid)
     else:

@@ -66,8 +66,9 @@ def unit_noise(
     return noise.unit(shape, generator, device, dtype)
 
 
-def _blocks(n: int):
-    return [(b, min(BLOCK, n - b * BLOCK)) for b in range((n + BLOCK - 1) // BLOCK)]
+def _blocks(n: int, start: int = 0):
+    """(block, draws) of the stream's draws start..n-1; start is a multiple of BLOCK."""
+    return [(b, min(BLOCK, n - b * BLOCK)) for b in range(start // BLOCK, (n + BLOCK - 1) // BLOCK)]
 
 
 @torch.inference_mode()
@@ -85,6 +86,7 @@ def count_predictions(
     num_classes: int | None = None,
     target=None,
     stop_misses=None,
+    start: int = 0,
 ) -> torch.Tensor:
     """Counts of f(x + theta * u) over n fresh draws per input.
 
@@ -97,12 +99,16 @@ def count_predictions(
     input i stops drawing after the first block at which its draws other than target[i] reach
     stop_misses[i] (0: draw nothing); its row then sums to the draws made. The stopping block
     depends only on the input's own stream, never on batch_size or on the other inputs.
+
+    start (a multiple of BLOCK): count only the stream's draws start..n-1, so that rounds of draws
+    (sequential certification) continue each input's stream: the rows then sum to n - start.
     """
+    assert start % BLOCK == 0 and 0 <= start < n, "a round starts at a block boundary before n"
     B, dims = x.shape[0], tuple(x.shape[1:])
     theta = theta.to(device=x.device, dtype=x.dtype)
     theta = theta.reshape(B, *([1] * len(dims))) if theta.numel() == B else theta.expand(B, *dims)
     idx = [int(i) for i in idx]
-    work = [(i, b, m) for b, m in _blocks(n) for i in range(B)]
+    work = [(i, b, m) for b, m in _blocks(n, start) for i in range(B)]
     early = _EarlyStop(target, stop_misses, B) if stop_misses is not None else None
     if early is not None:
         work = [w for w in work if not early.stopped[w[0]]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ANCER_OBJECTIVES", "FALLBACKS", "Budget", "SigmaSearch", "ThetaSearch"]
+__all__ = ["ANCER_OBJECTIVES", "FALLBACKS", "RADII_ON", "Budget", "SigmaSearch", "ThetaSearch"]
 
 # How ancer keeps its region a superset of the isotropic certificate (core/ancer.py):
 # both: certify the isotropic region too, alpha/2 each (union bound), report the larger;
@@ -15,18 +15,22 @@ FALLBACKS = ("both", "select", "off")
 # What theta_x maximises: certified (ANCER's Adam direction, then the largest step along it whose hard-vote
 # forecast radius keeps the isotropic one: core/theta_search.py) | paper (the public ANCER objective alone).
 ANCER_OBJECTIVES = ("certified", "paper")
+RADII_ON = ("radius", "proxy")  # what sequential certification's grid is on (proxy: ancer's volume radius)
 
 
 @dataclass(frozen=True)
 class Budget:
     """Draws and confidence of a certificate: n0 selection and n estimation draws, one-sided alpha per
-    input, the seed naming every stream, and the early stop (same records, fewer draws)."""
+    input, the seed naming every stream, and the early stop (same records, fewer draws). radii: sequential
+    certification for that grid (core/sequential.py), the grid on radii_on ("radius" or "proxy")."""
 
     n0: int = 100
     n: int = 100_000
     alpha: float = 0.001
     seed: int = 0
     early_stop: bool = True
+    radii: tuple[float, ...] | None = None
+    radii_on: str = "radius"
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,12 @@ from .bounds import top_two_pvalue
 from .certificates import ABSTAIN
 from .noise import NoiseFamily, get_noise
 from .sampling import Phase, count_predictions
+from .sequential import LookSchedule, parse_radii, run_looks
+from .settings import RADII_ON
 
 __all__ = [
     "ABSTAIN",
+    "RADII_ON",
     "CertifyResult",
     "Smoothed",
     "certificate_from_counts",
@@ -46,10 +49,12 @@ class CertifyResult:
     geo_mean_theta: np.ndarray
     counts_select: np.ndarray  # (B, C) the n0 selection draws
     counts: np.ndarray  # (B, C) the fresh estimation draws (rows sum to n unless stopped early)
+    draws: np.ndarray  # (B,) estimation draws spent on the input (ancer 'both': of both certificates)
 
     @property
     def drawn(self) -> np.ndarray:
-        """Estimation draws made per input: n, or fewer where the early stop settled the outcome."""
+        """Estimation draws behind this certificate: n, or fewer where an early or sequential stop
+        settled the outcome."""
         return self.counts.sum(axis=1)
 
 
@@ -111,6 +116,9 @@ class Smoothed:
         settle_radius=None,
         keep_ties: bool = False,
         select_counts=None,
+        radii=None,
+        radii_on: str = "radius",
+        schedule=None,
     ) -> CertifyResult:
         """CERTIFY for each input: with probability >= 1 - alpha over the n fresh draws (per input),
         if the prediction is not ABSTAIN then g(x + d) = prediction for every d in the region.
@@ -124,6 +132,13 @@ class Smoothed:
         keep_ties: can no longer reach it); the result is then only good for that comparison (the ANCER
         fallback uses it). select_counts (B, C): this call's n0 selection draws, drawn earlier by
         selection_counts (same stream, so the same result); they are not drawn again.
+
+        radii: sequential certification for this grid of radii (sequential.py): the n fresh draws come
+        in rounds (``schedule``, default LookSchedule.geometric(n, alpha)) and an input stops once its
+        place on {0} + radii is settled (radii_on "radius": min(theta) * gap; "proxy": the proxy
+        radius). The certificate is the lower bound's at the stopping look, at that look's alpha_k
+        (sum over looks <= alpha): the guarantee above holds whatever the stopping look. The early stop
+        does not apply; settle_radius becomes a grid level the input need not beat.
         """
         n0, n, alpha = _checks.check_budget(n0, n, alpha)
         x, theta, idx = self._prepare(x, theta, idx)
@@ -140,6 +155,23 @@ class Smoothed:
                     f"select_counts must hold the n0 = {n0} selection draws of each of {B} inputs"
                 )
         cA = select.argmax(dim=1)
+        if radii is not None:  # 2'. fresh draws in rounds until the input's grid place is settled
+            scale = (
+                min_theta if _checks.check_choice("radii_on", radii_on, RADII_ON) == "radius" else geo_theta
+            )
+            seq = self._sequential(
+                x, theta, cA, select.shape[1], radii, scale, settle_radius, schedule, n, alpha, common
+            )
+            args = (
+                cA.cpu().numpy(),
+                select.cpu().numpy(),
+                seq.counts,
+                seq.n,
+                seq.alpha,
+                min_theta,
+                geo_theta,
+            )
+            return certificate_from_counts(self.noise, *args)
         # 2. n fresh draws (another stream) count how often f returns cA
         stop = None
         if early_stop or settle_radius is not None:
@@ -166,6 +198,34 @@ class Smoothed:
             min_theta,
             geo_theta,
         )
+
+    def _sequential(self, x, theta, cA, classes, radii, scale, settle_radius, schedule, n, alpha, common):
+        """run_looks with this classifier's estimation stream: each round continues the inputs' streams."""
+        grid = parse_radii(radii)
+        schedule = LookSchedule.geometric(n, alpha) if schedule is None else schedule
+        assert schedule.n == n and schedule.alpha <= alpha, "the schedule spends this call's n and alpha"
+        floor = None
+        if settle_radius is not None:  # levels the other certificate holds (radius: the isotropic one)
+            floor = np.searchsorted(grid, np.asarray(settle_radius, dtype=np.float64), side="right") - 1
+        idx = common["idx"]
+
+        def draw(rows: np.ndarray, start: int, end: int) -> np.ndarray:
+            at = torch.as_tensor(rows, device=x.device)
+            kw = {**common, "idx": idx[rows]}
+            counts = count_predictions(
+                self.model,
+                self.noise,
+                x[at],
+                theta[at],
+                end,
+                phase=Phase.ESTIMATE,
+                num_classes=classes,
+                start=start,
+                **kw,
+            )
+            return counts.cpu().numpy()
+
+        return run_looks(draw, cA.cpu().numpy(), classes, self.noise, schedule, scale, grid, floor)
 
     def selection_counts(self, x, theta, *, n0: int = 100, seed: int = 0, idx=None) -> np.ndarray:
         """(B, C) counts of CERTIFY's n0 selection draws: they choose the class (and may choose the
@@ -229,6 +289,7 @@ def certificate_from_counts(
         geo_mean_theta=geo_theta,
         counts_select=np.asarray(counts_select),
         counts=np.asarray(counts),
+        draws=np.asarray(counts).sum(axis=1),
     )
 
 

@@ -138,14 +138,15 @@ def _certify_configs(p, name: str, train: TrainConfig, model: str, data: str, de
 
 
 def _report_steps(groups: dict[tuple[str, float], list[Path]], grid: str, out: Path) -> list[Step]:
-    """One report per (norm, sigma) over its runs; l1 runs use the l1 grid, l2 runs the preset's."""
+    """One report per (norm, sigma) over its runs; l1 runs use the l1 grid, l2 runs the preset's, and a
+    preset whose grid is 'auto' (fitted to its runs' radii) uses it for both."""
     return [
         Step(
             "report",
             f"{norm} sigma={sigma:g}",
             out / "report" / f"{norm}-sigma-{sigma:g}",
             runs=tuple(runs),
-            grid="l1" if norm == "l1" else grid,
+            grid="l1" if norm == "l1" and grid != "auto" else grid,
         )
         for (norm, sigma), runs in groups.items()
     ]

@@ -203,7 +203,7 @@ PRESETS: dict[str, Preset] = {
             "digits",
             _digits_models(),
             DIGITS_CERTIFY,
-            "l2-cifar",
+            "auto",  # the digits' radii are far below CIFAR-10's: a grid fitted to them
         ),
     )
 }

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .. import _checks
 from ..core.noise import get_noise
-from ..core.settings import ANCER_OBJECTIVES, FALLBACKS, Budget, SigmaSearch, ThetaSearch
+from ..core.sequential import LookSchedule, parse_radii
+from ..core.settings import ANCER_OBJECTIVES, FALLBACKS, RADII_ON, Budget, SigmaSearch, ThetaSearch
 from ..errors import InvalidParameterError, UnknownNameError
 
 __all__ = ["CertifyConfig", "FALLBACKS", "METHODS", "RESULT_FIELDS"]
@@ -79,6 +80,9 @@ class CertifyConfig:
     fallback: str = "select"  # ancer: one of FALLBACKS
     memory: bool = True  # memory-based certification for isotropic and ancer
     early_stop: bool = True  # stop drawing once the outcome (abstain, fallback) is settled
+    # sequential certification for a grid of radii (core/sequential.py); None: fixed n (left out of the hash)
+    radii: tuple[float, ...] | None = None
+    radii_on: str = "radius"  # the grid is on the radius or (ancer) on the proxy radius
     on_inside: str = "abstain"
     outputs: str = "logits"
     # how certification evaluates the base classifier (smooth.BaseForward): part of the result
@@ -164,6 +168,11 @@ class CertifyConfig:
             _checks.check_device(self.device)
         if self.indices is not None:
             object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
+        _checks.check_choice("radii-on", self.radii_on, RADII_ON)
+        if self.radii is not None:
+            grid = parse_radii(self.radii)
+            object.__setattr__(self, "radii", tuple(float(r) for r in grid[1:]))
+            _checks.check_budget(self.n0, self.n, self.schedule.alphas[-1])
 
     def _resolve_training_noise(self) -> None:
         """noise and sigma left None: what the model was trained with (its sidecar), else gaussian 0.25.
@@ -188,7 +197,23 @@ class CertifyConfig:
     @property
     def budget(self) -> Budget:
         """Draws and confidence of each input's certificate (alpha: the whole per-input alpha)."""
-        return Budget(n0=self.n0, n=self.n, alpha=self.alpha, seed=self.seed, early_stop=self.early_stop)
+        return Budget(
+            n0=self.n0,
+            n=self.n,
+            alpha=self.alpha,
+            seed=self.seed,
+            early_stop=self.early_stop,
+            radii=self.radii,
+            radii_on=self.radii_on,
+        )
+
+    @property
+    def schedule(self):
+        """The looks of sequential certification and alpha_k of each (None without radii); each
+        certificate's schedule (alpha/2 each with fallback 'both')."""
+        if self.radii is None:
+            return None
+        return LookSchedule.geometric(self.n, self.effective_alpha)
 
     @property
     def sigma_search(self) -> SigmaSearch:
@@ -252,6 +277,11 @@ class CertifyConfig:
             for k in _CERTIFIED_OBJECTIVE:
                 d.pop(k, None)
         d["indices"] = list(d["indices"]) if d.get("indices") is not None else None
+        if self.radii is None:  # runs made before sequential certification keep their hash
+            d.pop("radii")
+            d.pop("radii_on")
+        else:
+            d["radii"] = list(self.radii)
         return d
 
     def result_hash(self) -> str:

@@ -94,6 +94,8 @@ def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
     iso_ok = (
         config.method == "ancer"
         and config.fallback != "off"
+        and config.radii is None  # sequential counts stop at a look: not a fixed-n certificate's draws
+        and other.radii is None
         and all(getattr(config, f) == getattr(other, f) for f in _COUNT_FIELDS)
     )
     return Reused(Path(config.reuse), optimised, _full_counts(records, config.n) if iso_ok else {})

@@ -20,6 +20,7 @@ from ..core.certificates import ABSTAIN, MEMORY_CHANGED
 from ..core.noise import get_noise
 from ..errors import InputError
 from .config import CertifyConfig
+from .progress import Progress
 from .reuse import load_reused
 from .store import MemoryRecord, Record, RunStore, versions
 from .worker import ChunkWorker
@@ -134,12 +135,15 @@ def certify_dataset(
         chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
         distributed = distributed and bool(chunks)  # nothing left: no cluster to start
         cluster = ray_cluster(config.workers, config.ray_address) if distributed else nullcontext()
-        with cluster, _Progress(progress, len(indices), len(indices) - len(pending)) as bar:
+        with cluster, Progress(progress, len(indices), len(indices) - len(pending)) as bar:
+            worker.on_phase = bar.phase
             t0 = time.perf_counter()
             if memory is not None:
+                bar.phase("memory")
                 memory.advance(indices, records)
             memory_seconds = time.perf_counter() - t0
             if distributed:  # workers return optimisation rows and records; this process commits them
+                bar.phase("Ray workers")
                 done = certify_chunks(
                     config,
                     chunks,
@@ -164,14 +168,17 @@ def certify_dataset(
                 records.update((r.idx, r) for r in new)
                 t0 = time.perf_counter()
                 if memory is not None:
+                    bar.phase("memory")
                     memory.advance(indices, records)
                 memory_seconds += time.perf_counter() - t0
                 bar(len(chunk))
     finally:
-        files = store.export()
-        summary = store.summary()
-        summary["optimised"] = len(store.optimised())
-        store.close()
+        try:
+            files = store.export()
+            summary = store.summary()
+            summary["optimised"] = len(store.optimised())
+        finally:  # closed (checkpointed, no -wal/-shm left) even when the views cannot be written
+            store.close()
     if memory is not None:
         summary["memory_seconds"] = memory_seconds  # the driver's sequential share of the run
     return RunSummary(Path(out), summary, files, optimised_only=optimise_only)
@@ -255,42 +262,6 @@ def _device_of(module, requested) -> torch.device:
     for p in module.parameters():
         return p.device
     return torch.device("cpu")
-
-
-class _Progress:
-    """A rich progress bar with ETA; silent when disabled. Calling it advances by k inputs."""
-
-    def __init__(self, enabled: bool, total: int, completed: int):
-        self.enabled, self.total, self.completed = enabled, total, completed
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda k: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(
-            TextColumn("certify"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            transient=False,
-            speed_estimate_period=3600,  # rate and ETA over the last hour: chunks may take minutes
-        )
-        self._bar.start()
-        task = self._bar.add_task("certify", total=self.total, completed=self.completed, rate="")
-
-        def advance(k: int) -> None:
-            self._bar.advance(task, k)
-            speed = self._bar.tasks[0].speed  # inputs per second; None before two chunks
-            self._bar.update(task, rate="" if speed is None else f"{60 * speed:.3g} inputs/min")
-
-        return advance
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._bar.stop()
-        return False
 
 
 @dataclass(frozen=True)

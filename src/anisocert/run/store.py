@@ -1,4 +1,4 @@
-"""The run store: one SQLite database (WAL) per run directory, the single source of truth.
+"""The run store: one SQLite database per run directory (WAL while written), the single source of truth.
 
 Rows are committed as they finish, so a crash, Ctrl-C or a full disk loses at most the batch in
 flight; a re-run of the same configuration resumes and skips finished inputs; another configuration
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS records (
     idx INTEGER PRIMARY KEY, label INTEGER NOT NULL, predict INTEGER NOT NULL, radius REAL NOT NULL,
     radius_proxy REAL NOT NULL, correct INTEGER NOT NULL, min_sigma REAL NOT NULL, time REAL NOT NULL,
     pA_lower REAL NOT NULL, gap REAL NOT NULL, counts TEXT NOT NULL, sigma REAL NOT NULL,
-    theta BLOB, fallback INTEGER NOT NULL DEFAULT 0, opt_time REAL NOT NULL DEFAULT 0);
+    theta BLOB, fallback INTEGER NOT NULL DEFAULT 0, opt_time REAL NOT NULL DEFAULT 0, draws INTEGER);
 CREATE TABLE IF NOT EXISTS memory (
     seq INTEGER PRIMARY KEY, idx INTEGER NOT NULL UNIQUE, predict INTEGER NOT NULL, gap REAL NOT NULL,
     radius REAL NOT NULL, radius_proxy REAL NOT NULL, correct INTEGER NOT NULL, status TEXT NOT NULL,
@@ -69,6 +69,12 @@ class Record:
     theta: np.ndarray | None = None
     fallback: int = 0  # 1: the isotropic certificate reported (both: it was larger; select: forecast larger)
     opt_time: float = 0.0
+    # estimation draws spent on the input (ancer 'both': of both certificates); None: sum of counts
+    draws: int | None = None
+
+    @property
+    def draws_spent(self) -> int:
+        return int(sum(self.counts)) if self.draws is None else int(self.draws)
 
 
 @dataclass(frozen=True)
@@ -97,10 +103,14 @@ def _unblob(blob) -> np.ndarray | None:
 class RunStore:
     """A run directory: RUN_DIR/run.sqlite plus exported views (certify.tsv, run.json)."""
 
-    def __init__(self, run_dir: Path, connection: sqlite3.Connection, config: CertifyConfig):
+    def __init__(
+        self, run_dir: Path, connection: sqlite3.Connection, config: CertifyConfig, *, writable: bool = False
+    ):
         self.run_dir = Path(run_dir)
         self.db = connection
         self.config = config
+        self.writable = writable
+        self._wal = False  # switched to WAL by this connection (at its first write): switched back on close
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -125,13 +135,11 @@ class RunStore:
                 existing._check_version(versions)
             finally:
                 existing.close()
-            store = cls(run_dir, _open_for_writing(path), config)
-            with store._saving("the resumed run"):
-                store.db.execute("PRAGMA journal_mode=WAL")
-                store.db.execute("PRAGMA synchronous=NORMAL")
+            store = cls(run_dir, _open_for_writing(path), config, writable=True)
+            store._check_writable("the resumed run")
             return store
         run_dir.mkdir(parents=True, exist_ok=True)
-        store = cls(run_dir, _open_for_writing(path), config)
+        store = cls(run_dir, _open_for_writing(path), config, writable=True)
         meta = {
             "schema_version": str(SCHEMA_VERSION),
             "config": json.dumps(config.to_dict(), sort_keys=True),
@@ -144,8 +152,6 @@ class RunStore:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         with store._saving("the new run's metadata"):
-            store.db.execute("PRAGMA journal_mode=WAL")
-            store.db.execute("PRAGMA synchronous=NORMAL")
             store.db.execute("BEGIN")  # tables and metadata in one transaction: all or nothing
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 store.db.execute(statement)
@@ -234,20 +240,47 @@ class RunStore:
         """One transaction; a full disk or another failed write becomes a one-line RunStoreError.
 
         SQLite rolls the transaction back, so every row committed before stays intact and the same
-        command resumes after the cause is fixed.
+        command resumes after the cause is fixed. The first write switches the store to WAL (a resume
+        that writes nothing leaves its file as it was, byte for byte); close switches it back.
         """
         try:
+            if self.writable and not self._wal:  # a store opened by read() is never switched
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._wal = True
             with self.db:
                 yield
         except sqlite3.OperationalError as err:
             raise _write_error(self.run_dir / DB_NAME, what, err) from None
 
+    def _check_writable(self, what: str) -> None:
+        """Fail now, in one line, when another process holds the store or it cannot be written: an
+        empty write transaction takes the write lock and writes nothing."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("ROLLBACK")
+        except sqlite3.OperationalError as err:
+            raise _write_error(self.run_dir / DB_NAME, what, err) from None
+
     def close(self) -> None:
+        """Close the store. One opened for writing is first checkpointed and switched back from WAL to a
+        rollback journal: a finished (or interrupted) run directory is then one database file plus its
+        views, with no -wal/-shm files, and reading it later (mode=ro) creates none either. A resume
+        switches it to WAL again. Where another process still has it open, the switch is skipped (the
+        store stays WAL, as valid; its -wal/-shm files remain until that reader is done)."""
+        if self._wal:
+            try:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self.db.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.Error:
+                pass  # busy or read-only: every committed row is in the store or its WAL either way
         self.db.close()
 
     # -- optimisation results --------------------------------------------------------------------
     def add_optimised(self, rows) -> None:
         """Commit (idx, sigma, theta or None, sigma_time, theta_time) rows atomically."""
+        if not rows:  # nothing to save: the store is not touched
+            return
         with self._saving(f"the optimised noise scales of {len(rows)} inputs"):
             self.db.executemany(
                 "INSERT INTO optimised VALUES (?, ?, ?, ?, ?)",
@@ -261,9 +294,14 @@ class RunStore:
     # -- raw records -----------------------------------------------------------------------------
     def add_records(self, records: list[Record]) -> None:
         """Commit a batch of raw certificates in one transaction."""
+        if not records:  # nothing to save: the store is not touched
+            return
         with self._saving(f"the certificates of {len(records)} inputs"):
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
+            if "draws" not in columns:  # a store made before the draws column, resumed: add it
+                self.db.execute("ALTER TABLE records ADD COLUMN draws INTEGER")
             self.db.executemany(
-                "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         r.idx,
@@ -281,6 +319,7 @@ class RunStore:
                         _blob(r.theta),
                         r.fallback,
                         r.opt_time,
+                        r.draws,
                     )
                     for r in records
                 ],
@@ -308,12 +347,15 @@ class RunStore:
                 theta=_unblob(r[12]),
                 fallback=r[13],
                 opt_time=r[14],
+                draws=r[15] if len(r) > 15 else None,
             )
             for r in rows
         ]
 
     # -- memory-based records --------------------------------------------------------------------
     def add_memory(self, rows: list[MemoryRecord]) -> None:
+        if not rows:  # nothing to save: the store is not touched
+            return
         with self._saving(f"the memory-based certificates of {len(rows)} inputs"):
             self.db.executemany(
                 "INSERT INTO memory VALUES (?,?,?,?,?,?,?,?,?)",
@@ -341,6 +383,9 @@ class RunStore:
     def export(self) -> list[Path]:
         """Write certify.tsv (memory-based when memory is on), certify_nomemory.tsv and run.json.
 
+        Every run directory has the three files: without memory (fixed sigma, --no-memory) the raw
+        certificates are the reported ones and the two TSV files are the same.
+
         Each file is replaced atomically; a full disk leaves the previous views and is one line.
         """
         try:
@@ -352,11 +397,11 @@ class RunStore:
         return [_write_lines(self.run_dir / name, *text) for name, text in self.views().items()]
 
     def views(self) -> dict[str, tuple[str, list[str]]]:
-        """{file name: (header, lines)} of certify.tsv, certify_nomemory.tsv (memory on) and run.json,
+        """{file name: (header, lines)} of certify.tsv, certify_nomemory.tsv and run.json,
         computed from the stored records (report reads a run directory through these, never the files)."""
         records = {r.idx: r for r in self.records()}
         memory = {m.idx: m for m in self.memory_records()}
-        extra = ("pA_lower", "gap", "method", "fallback", "opt_time", "memory_status")
+        extra = ("pA_lower", "gap", "method", "fallback", "opt_time", "memory_status", "draws")
         header = "\t".join(TSV_COLUMNS + extra)
         method = self.config.method
 
@@ -385,14 +430,14 @@ class RunStore:
                 r.fallback,
                 repr(float(r.opt_time)),
                 status,
+                r.draws_spent,
             )
             return "\t".join(map(str, values))
 
         use_memory = self.config.uses_memory
         final = [row(r, memory.get(i)) for i, r in records.items() if not use_memory or i in memory]
         views = {"certify.tsv": (header, final)}
-        if use_memory:
-            views["certify_nomemory.tsv"] = (header, [row(r, None) for r in records.values()])
+        views["certify_nomemory.tsv"] = (header, [row(r, None) for r in records.values()])
         views["run.json"] = (json.dumps(self.summary(), indent=2, sort_keys=True), [])
         return views
 
@@ -417,6 +462,9 @@ class RunStore:
             "fallbacks": sum(r.fallback for r in records),
             "memory_changed": sum(m.status in MEMORY_CHANGED for m in memory),
             "memory_processed": len(memory),
+            "mean_draws": float(np.mean([r.draws_spent for r in records])) if records else 0.0,
+            "mean_time": float(np.mean([r.time for r in records])) if records else 0.0,
+            **({"looks": self.config.schedule.to_dict()} if self.config.radii is not None else {}),
         }
 
 

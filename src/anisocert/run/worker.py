@@ -24,6 +24,10 @@ __all__ = ["ChunkWorker", "OptimisedRow"]
 OptimisedRow = tuple
 
 
+def _quiet(phase: str) -> None:
+    """The default phase listener: no progress to tell (a Ray worker, a worker used from Python)."""
+
+
 class ChunkWorker:
     """The per-chunk work of a run, free of any run store: choose theta, then certify with fresh draws.
 
@@ -44,6 +48,7 @@ class ChunkWorker:
             compile=config.compile,
         )
         self.reused = reused if reused is not None else load_reused(config, config.model_sha256)
+        self.on_phase = _quiet  # told "sigma search", "theta search", "certification" (the run's progress)
 
     def run(
         self, chunk: list[int], known: dict, commit_optimised=None, certify: bool = True
@@ -61,6 +66,8 @@ class ChunkWorker:
                 if commit_optimised is not None:
                     commit_optimised(new)
                 known = {**known, **{row[0]: row[1:] for row in new}}
+        if certify:
+            self.on_phase("certification")
         return new, self.certify(chunk, x, known) if certify else []
 
     # -- theta -----------------------------------------------------------------------------------
@@ -86,6 +93,7 @@ class ChunkWorker:
         need = [k for k, i in enumerate(idx) if i not in partial]
         common = dict(outputs=c.outputs, batch_size=c.batch_size)
         if need:
+            self.on_phase("sigma search")
             t0 = time.perf_counter()
             sigma[need] = optimise_sigma_x(
                 self.model,
@@ -100,6 +108,7 @@ class ChunkWorker:
             sigma_time[need] = (time.perf_counter() - t0) / len(need)
         thetas, theta_time = [None] * B, 0.0
         if c.method == "ancer":
+            self.on_phase("theta search")
             t1 = time.perf_counter()
             theta = optimise_theta_x(
                 self.model, self.noise, x, idx, sigma, c.theta_search, c.seed, **common, budget=c.budget
@@ -118,7 +127,15 @@ class ChunkWorker:
         if theta is None:
             iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
             use = self.smoothed.certify(
-                x, iso_theta, n0=c.n0, n=c.n, alpha=c.alpha, seed=c.seed, idx=chunk, early_stop=c.early_stop
+                x,
+                iso_theta,
+                n0=c.n0,
+                n=c.n,
+                alpha=c.alpha,
+                seed=c.seed,
+                idx=chunk,
+                early_stop=c.early_stop,
+                radii=c.radii,
             )
             fallback = np.zeros(len(chunk), dtype=bool)
         else:
@@ -167,4 +184,5 @@ def _record(idx, label, res: CertifyResult, k, sigma, theta, fallback, elapsed, 
         theta=theta,
         fallback=fallback,
         opt_time=float(opt_time),
+        draws=int(res.draws[k]),
     )

@@ -120,11 +120,28 @@ def _draw_panel(ax, panel, fig):
     ax.set_ylabel("x₁ (input units)")
     iso_shape, aniso_shape = _SHAPES[panel.norm]
     unit = "std" if panel.noise == "gaussian" else "half-width"
+    if panel.settings.memory:
+        kind = f"memory-based certificates ({panel.memory_changed} changed by memory)"
+    else:
+        kind = "raw certificates (no memory pass)"
     ax.set_title(
         f"{panel.data}, {panel.noise} ({panel.norm}): {iso_shape} vs {aniso_shape}\n"
-        f"σ₀ = {panel.sigma:g} ({unit}), n = {panel.settings.n}, α = {panel.settings.alpha:g}"
+        f"σ₀ = {panel.sigma:g} ({unit}), n = {panel.settings.n}, α = {panel.settings.alpha:g}\n{kind}"
     )
     return image
+
+
+def _certificates_title(panels: Sequence) -> str:
+    """The legend's title: which certificates the regions are (memory-based by default, or raw)."""
+    if all(p.settings.memory for p in panels):
+        return (
+            "memory-based certificates, as a run reports them, each with its input's own theta:\n"
+            "regions of different classes never overlap"
+        )
+    return (
+        "raw certificates, each with its input's own theta\n"
+        "(no memory pass: regions of different classes may overlap)"
+    )
 
 
 def toy_figure(panels: Sequence):
@@ -168,7 +185,7 @@ def toy_figure(panels: Sequence):
             loc="outside lower center",
             ncols=2,
             frameon=False,
-            title="raw certificates, each with its input's own theta (no memory pass)",
+            title=_certificates_title(panels),
             title_fontsize=6,
         )
     return fig

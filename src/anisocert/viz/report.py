@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.certificates import MEMORY_CHANGED
-from ..core.metrics import average_certified_radius, certified_accuracy, resolve_grid
+from ..core.metrics import AUTO, average_certified_radius, certified_accuracy, resolve_grid
 from ..errors import DataLoadError, InvalidParameterError, RunStoreError
 from .tables import Table, latex_escape, to_latex, to_markdown
 
@@ -266,13 +266,19 @@ def _grid_label(radius: float) -> str:
     return f"r = {radius:g}"
 
 
+def certified_radii(results: Sequence[Results], *, proxy: bool = False) -> np.ndarray:
+    """The radii (or proxy radii) of the correct inputs of every run: what grid 'auto' is fitted to."""
+    parts = [(r.radius_proxy if proxy else r.radius)[r.correct.astype(bool)] for r in results]
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+
 def summary_table(results: Sequence[Results], grid, *, proxy: bool = False) -> Table:
     """Rows = runs; columns = n, certified accuracy at each R of grid, ACR.
 
     With proxy=True the certified accuracy is on radius_proxy and the columns end with ACR and the average
-    certified proxy radius ("ACR proxy").
+    certified proxy radius ("ACR proxy"). grid 'auto' is fitted to the radii tabulated (metrics.auto_grid).
     """
-    grid = resolve_grid(grid)
+    grid = resolve_grid(grid, radii=certified_radii(results, proxy=proxy))
     columns = ["n", *(_grid_label(r) for r in grid), "ACR"] + (["ACR proxy"] if proxy else [])
     values = []
     for run in results:
@@ -326,8 +332,9 @@ def _proxy_gain(run: Results, isotropic: Results | None) -> float:
 
 
 def _side_by_side_row(run: Results, isotropic: Results | None = None) -> list[float]:
-    """n, ACR, ACR proxy, proxy gain over the isotropic run, share of anisotropic certificates kept,
-    fraction changed by memory, median optimisation time, mean certification time."""
+    """n, ACR, ACR proxy, fraction changed by memory, median optimisation time, mean certification time,
+    mean estimation draws (NaN for a TSV without the draws column), proxy gain over the isotropic run,
+    share of anisotropic certificates kept."""
     nan = math.nan
     if "memory_status" in run.columns:
         changed = float(np.mean(np.isin(run.columns["memory_status"].astype(str), MEMORY_CHANGED)))
@@ -341,39 +348,50 @@ def _side_by_side_row(run: Results, isotropic: Results | None = None) -> list[fl
         len(run),
         average_certified_radius(run.radius, run.correct),
         average_certified_radius(run.radius_proxy, run.correct),
-        _proxy_gain(run, isotropic),
-        _kept_share(run),
         changed,
         opt_time,
         float(np.mean(run.columns["time"])),
+        float(np.mean(run.columns["draws"])) if "draws" in run.columns else nan,
+        _proxy_gain(run, isotropic),
+        _kept_share(run),
     ]
 
 
 def side_by_side_table(results: Sequence[Results]) -> Table:
-    """Per run: n, ACR, ACR proxy, proxy gain over the isotropic run, share of anisotropic certificates
-    kept, share changed by memory, median optimisation and mean certification time.
+    """Per run: n, ACR, ACR proxy, share changed by memory, median optimisation and mean certification time,
+    mean estimation draws, proxy gain over the isotropic run, share of anisotropic certificates kept.
 
-    The proxy gain is the run's ACR proxy over the ACR of the first isotropic run among ``results`` (method
-    column or meta), on the inputs both certified; NaN when there is none. The kept share (ancer only) is
-    the share of inputs whose ``fallback`` column is 0: the anisotropic certificate was reported.
     The memory fraction comes from a ``memory_status`` column (share of records shrunk, abstained inside a foreign region or adopted), else
     meta["memory_changed"]; the optimisation time from an ``opt_time`` column (median, seconds), else
-    meta["opt_time"]; certification time is the mean of the ``time`` column (seconds per input).
+    meta["opt_time"]; certification time is the mean of the ``time`` column (seconds per input); draws the
+    mean of the ``draws`` column (estimation draws per input; sequential runs spend fewer than N). The proxy
+    gain is the run's ACR proxy over the ACR of the first isotropic run among ``results`` (method column or
+    meta), on the inputs both certified; NaN when there is none. The kept share (ancer only) is the share of
+    inputs whose ``fallback`` column is 0: the anisotropic certificate was reported.
     """
     isotropic = next((run for run in results if _method(run) == "isotropic"), None)
-    columns = ["n", "ACR", "ACR proxy", "proxy / iso ACR", "aniso kept", "memory changed"]
-    columns += ["opt time (s, median)", "cert time (s/input)"]
+    columns = [
+        "n",
+        "ACR",
+        "ACR proxy",
+        "memory changed",
+        "opt time (s, median)",
+        "cert time (s/input)",
+        "draws (mean/input)",
+        "proxy / iso ACR",
+        "aniso kept",
+    ]
     return Table(
         rows=[run.name for run in results],
         columns=columns,
         values=np.array([_side_by_side_row(run, isotropic) for run in results], dtype=np.float64).reshape(
             -1, len(columns)
         ),
-        formats=["d", ".3f", ".3f", ".3f", ".2f", ".3f", ".3g", ".3g"],
-        best=[None, "max", "max", "max", None, None, None, None],
-        caption="Side by side: average certified radius and proxy radius, the proxy radius over the isotropic "
-        "run's radius, the share of anisotropic certificates kept (not fallen back to the isotropic one), "
-        "the share of certificates changed by memory, and time per input.",
+        formats=["d", ".3f", ".3f", ".3f", ".3g", ".3g", ".0f", ".3f", ".2f"],
+        best=[None, "max", "max", None, None, None, None, "max", None],
+        caption="Side by side: average certified radius and proxy radius, share of certificates changed by "
+        "memory, time and draws per input, the proxy radius over the isotropic run's radius, and the share "
+        "of anisotropic certificates kept (not fallen back to the isotropic one).",
     )
 
 
@@ -384,7 +402,7 @@ def cohen_table(results: Sequence[Results], grid, labels: Sequence[str] | None =
     of each column (compared at full precision) followed by ``<b>*</b>``, row labels ``<b> label </b>``.
     labels default to the run names.
     """
-    grid = resolve_grid(grid)
+    grid = resolve_grid(grid, radii=certified_radii(results))
     labels = [run.name for run in results] if labels is None else list(labels)
     if len(labels) != len(results):
         raise InvalidParameterError(
@@ -433,8 +451,8 @@ def write_report(
 ) -> list[Path]:
     """Write report.md and/or report.tex (tables) and the certified-accuracy plots into out_dir.
 
-    grid is an array of radii or a name/range accepted by ``metrics.resolve_grid`` ("l2-cifar",
-    "0:1.5:0.25"). The proxy-radius table and plot are added when some run's radius_proxy differs from
+    grid is an array of radii or a name/range accepted by ``metrics.resolve_grid`` ("auto", "l2-cifar",
+    "0:1.5:0.25"); "auto" is fitted to each table's radii. The proxy-radius table and plot are added when some run's radius_proxy differs from
     its radius. Returns the paths written.
     """
     results = list(results)
@@ -447,7 +465,8 @@ def write_report(
         )
     from .plots import check_out_dir
 
-    grid = resolve_grid(grid)
+    if not (isinstance(grid, str) and grid.strip() == AUTO):
+        grid = resolve_grid(grid)  # a bad grid fails before anything is written
     out_dir = check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = [("Certified accuracy (radius)", summary_table(results, grid))]

@@ -28,13 +28,14 @@ class Table:
 
 
 def _cells(table: Table, bold) -> list[list[str]]:
-    """Formatted cells; entries equal to their column's best (when > 1 row) wrapped by bold()."""
+    """Formatted cells; entries equal to their column's best (when > 1 row) wrapped by bold(). A column
+    that is 0 for every run has no best: nothing is bold in it."""
     cells = [[""] * len(table.columns) for _ in table.rows]
     for j, spec in enumerate(table.formats):
         column = table.values[:, j]
         finite = np.isfinite(column)
         target = None
-        if table.best[j] and len(table.rows) > 1 and finite.any():
+        if table.best[j] and len(table.rows) > 1 and (column[finite] != 0).any():
             target = column[finite].max() if table.best[j] == "max" else column[finite].min()
         for i, value in enumerate(column):
             if not finite[i]:

@@ -3,8 +3,9 @@
 For each data set (moons, band) and noise family (gaussian -> l2 circles vs ellipses, uniform -> l1 diamonds
 vs generalized cross-polytopes) a small seeded MLP is trained under noise, a few test inputs get a
 data-dependent sigma_x (DDRS) and an anisotropic theta_x (ANCER), and both are certified for real with
-``Smoothed.certify`` on fresh draws. The regions are the raw per-input certificates (no memory pass) and
-are drawn from their exact equations ``||d / theta||_p = gap``. The landscape behind them is a Monte Carlo
+``Smoothed.certify`` on fresh draws. The regions are, by default, the memory-based certificates (each
+method's certificates through ``CertificateMemory`` in input order, as a run reports them: regions of
+different classes never overlap); ``ToySettings(memory=False)`` draws the raw per-input ones. They are drawn from their exact equations ``||d / theta||_p = gap``. The landscape behind them is a Monte Carlo
 estimate of P(f(x + e) = 1) at the training scale sigma0, with the same draws at every grid point.
 """
 
@@ -33,6 +34,7 @@ __all__ = [
     "TOY_SIGMA",
     "ToyPanel",
     "ToySettings",
+    "memory_pass",
     "one_thread",
     "class_probability",
     "confidence_landscape",
@@ -64,7 +66,8 @@ class ToyPanel:
     prob has shape (grid, grid): P(f(x + e) = 1) at sigma0, rows along x_1 (bottom to top), columns along
     x_0, over ``extent`` = (x0_min, x0_max, x1_min, x1_max). centers (k, 2) and labels (k,) are the
     certified inputs; iso[j] and ancer[j] are their regions (gap 0 when the certificate abstained),
-    iso_prediction / ancer_prediction the certified classes (-1 = abstain).
+    iso_prediction / ancer_prediction the certified classes (-1 = abstain). settings.memory says whether
+    they are memory-based (memory_changed: how many certificates memory changed) or raw.
     """
 
     data: str
@@ -82,6 +85,7 @@ class ToyPanel:
     ancer: list[Region]
     iso_prediction: np.ndarray
     ancer_prediction: np.ndarray
+    memory_changed: int = 0
 
 
 def toy_model(
@@ -192,7 +196,8 @@ class ToySettings:
     inputs: certified test inputs per panel; grid, draws: landscape lattice size and draws per point;
     n0, n, alpha: CERTIFY's selection draws, fresh estimation draws and one-sided alpha per certificate;
     seed: training, landscape, optimisation and certification streams; epochs: model training;
-    ancer_iterations, ancer_samples: Adam steps and draws per step of optimise_theta.
+    ancer_iterations, ancer_samples: Adam steps and draws per step of optimise_theta; memory: draw the
+    memory-based certificates (True, what a run reports) or the raw per-input ones (False).
     """
 
     inputs: int = 6
@@ -205,6 +210,7 @@ class ToySettings:
     epochs: int = 30
     ancer_iterations: int = 100
     ancer_samples: int = 100
+    memory: bool = True
 
     def __post_init__(self):
         for name in ("inputs", "draws", "epochs", "ancer_iterations", "ancer_samples"):
@@ -224,7 +230,8 @@ def toy_panel(
     ``optimise_theta`` from sigma_x with Adam's lr scaled to the data (0.16 * sigma0, i.e. the public
     0.04 at sigma0 = 0.25). Both are certified with n0 + n fresh draws (Smoothed.certify); with
     probability >= 1 - alpha per input and certificate, the smoothed classifier with that input's theta
-    is constant on the drawn region. No memory pass: these are the raw per-input certificates.
+    is constant on the drawn region. With settings.memory (the default) each method's certificates then
+    go through memory-based certification in input order (see memory_pass), as a run reports them.
     """
     from ..core.optimise import optimise_sigma, optimise_theta
     from ..core.smooth import Smoothed
@@ -261,6 +268,13 @@ def toy_panel(
     iso = smoothed.certify(x, sigma_x, n0=s.n0, n=s.n, alpha=s.alpha, **common)
     aniso = smoothed.certify(x, theta_x, n0=s.n0, n=s.n, alpha=s.alpha, **common)
     centers, sigma_np, theta_np = x.double().numpy(), sigma_x.double().numpy(), theta_x.double().numpy()
+    iso_regions = [Region(c, np.full(2, v), g, family.norm) for c, v, g in zip(centers, sigma_np, iso.gap)]
+    ancer_regions = [Region(c, t, g, family.norm) for c, t, g in zip(centers, theta_np, aniso.gap)]
+    iso_prediction, ancer_prediction, changed = iso.prediction, aniso.prediction, 0
+    if s.memory:
+        iso_regions, iso_prediction, iso_changed = memory_pass(iso_regions, iso.prediction)
+        ancer_regions, ancer_prediction, ancer_changed = memory_pass(ancer_regions, aniso.prediction)
+        changed = iso_changed + ancer_changed
     return ToyPanel(
         data=data,
         noise=family.name,
@@ -273,11 +287,34 @@ def toy_panel(
         point_labels=train.labels,
         centers=centers,
         labels=test.labels[pick],
-        iso=[Region(c, np.full(2, v), g, family.norm) for c, v, g in zip(centers, sigma_np, iso.gap)],
-        ancer=[Region(c, t, g, family.norm) for c, t, g in zip(centers, theta_np, aniso.gap)],
-        iso_prediction=iso.prediction,
-        ancer_prediction=aniso.prediction,
+        iso=iso_regions,
+        ancer=ancer_regions,
+        iso_prediction=np.asarray(iso_prediction),
+        ancer_prediction=np.asarray(ancer_prediction),
+        memory_changed=changed,
     )
+
+
+def memory_pass(regions: Sequence[Region], predictions) -> tuple[list[Region], np.ndarray, int]:
+    """Memory-based certification of one method's certificates, in the given (input) order, as a run
+    reports them: (the reported regions, their classes (-1 = abstain), how many memory changed).
+
+    A region that would meet a stored region of another class is shrunk until it does not; an input
+    inside one abstains (gap 0). Regions of different classes in the result never intersect.
+    """
+    from ..core.memory import ABSTAIN, CertificateMemory
+
+    if not regions:
+        return [], np.zeros(0, dtype=np.int64), 0
+    memory = CertificateMemory(regions[0].norm, regions[0].center.size)
+    reported, classes, changed = [], [], 0
+    for region, prediction in zip(regions, predictions):
+        decision = memory.certify(region.center, region.theta, region.gap, int(prediction))
+        gap = float(decision.gap) if decision.prediction != ABSTAIN else 0.0
+        reported.append(Region(region.center, region.theta, gap, region.norm))
+        classes.append(int(decision.prediction))
+        changed += decision.changed
+    return reported, np.array(classes, dtype=np.int64), changed
 
 
 def visualize_toy(
@@ -306,7 +343,12 @@ def visualize_toy(
             log(
                 f"{name} {p.noise}: {len(p.iso)} inputs, ANCER radius >= isotropic radius for {better}; "
                 f"mean proxy radius {np.mean([a.proxy_radius for a in p.ancer]):.3g} (ANCER) vs "
-                f"{np.mean([i.proxy_radius for i in p.iso]):.3g} (isotropic)"
+                f"{np.mean([i.proxy_radius for i in p.iso]):.3g} (isotropic); "
+                + (
+                    f"memory changed {p.memory_changed}"
+                    if p.settings.memory
+                    else "raw certificates (no memory)"
+                )
             )
         log(f"{name}: {time.perf_counter() - t0:.1f} s -> {written[-2]}")
     return written
