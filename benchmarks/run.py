@@ -76,7 +76,7 @@ def variant_lines(runs: dict) -> list[list[str]]:
     p, lines = runs["public"]["quality"], []
     for key, name in (
         ("tuned", "same, votes search + convergence stop"),
-        ("fallback", "same, votes + convergence stop, default fallback (`--fallback both`)"),
+        ("fallback", "same, votes + convergence stop, `--fallback both`"),
         ("select", "same, votes + convergence stop, `--fallback select` (n0 = 1,000)"),
     ):
         if key in runs:

@@ -2,21 +2,17 @@
 
 Average proxy radius: ancer > isotropic > fixed (memory on), l2 and l1; certified accuracy of ancer is at
 least the isotropic one at every radius of the standard grid (l2: 0 to 1.5 step 0.25; l1: 0 to 4 step 0.5,
-and the l2 grid too, since radii of the half-width 0.5 model stay below 1). The superset promise,
-per input: ancer's region contains the isotropic certificate issued from the same isotropic draws.
-ancer issues two certificates (isotropic and anisotropic) at alpha/2 each to stay sound at alpha (union
-bound), so the isotropic certificate it falls back to is the isotropic run's counts bounded at alpha/2:
-with few draws this price can cost a grid point (at n = 2,000 it does, at one radius, for both noises;
-at n = 10,000 it still does on a grid of step 0.125 for l2), at n = 10,000 not on the standard grid. ancer takes the isotropic run's sigma and counts
+and the l2 grid too, since radii of the half-width 0.5 model stay below 1). ancer runs at its defaults
+(the certified objective, fallback select: one certificate at alpha) and takes the isotropic run's sigma_x
 with --reuse (identical records, tested in test_reuse.py), so only theta and its certificate cost extra.
+Issue 15's promise at this scale: the anisotropic certificate is kept (not fallen back to the isotropic
+one) on most inputs, and its proxy radius is well above the isotropic run's radius.
 """
 
 import numpy as np
 import pytest
 
-from anisocert.core.bounds import pA_lower
 from anisocert.core.metrics import L1_GRID, L2_CIFAR_GRID
-from anisocert.core.noise import get_noise
 from anisocert.run.config import CertifyConfig
 from anisocert.run.runner import certify_dataset, verify_run
 from anisocert.run.store import RunStore
@@ -30,11 +26,15 @@ BUDGET = dict(
     seed=0,
     iso_method="votes",
     iso_samples=200,
-    ancer_iterations=50,
-    ancer_samples=64,
     batch_size=2000,
     inputs_per_batch=10,
 )
+
+# the anisotropic certificate's kept share and the proxy gain over the isotropic run's ACR, measured with
+# these seeds: gaussian 0.900 (27 of 30) and 1.277x, uniform 0.867 (26 of 30) and 1.195x (issue 15); before
+# it (public objective, fallback both) about 0.15 and 1.07x
+KEPT = {"gaussian": 0.85, "uniform": 0.8}
+GAIN = {"gaussian": 1.25, "uniform": 1.15}
 
 
 @pytest.mark.slow
@@ -59,15 +59,9 @@ def test_ancer_beats_isotropic_beats_fixed(tmp_path, noise, model, sigma):
     grid = L2_CIFAR_GRID if noise == "gaussian" else np.union1d(L1_GRID, L2_CIFAR_GRID)
     accuracy = {m: [np.mean((r.radius >= g) & (r.correct == 1)) for g in grid] for m, r in runs.items()}
     assert all(a >= i for a, i in zip(accuracy["ancer"], accuracy["isotropic"])), accuracy
-    iso = RunStore.read(tmp_path / "isotropic").records()
     anc = RunStore.read(tmp_path / "ancer").records()
-    for i, a in zip(iso, anc, strict=True):
-        assert i.idx == a.idx
-        if i.predict < 0:
-            continue
-        lower = pA_lower(i.counts[i.predict], BUDGET["n"], BUDGET["alpha"] / 2)
-        iso_half = i.sigma * get_noise(noise).gap(lower) if lower >= 0.5 else 0.0
-        assert a.radius >= iso_half * (1 - 1e-6)  # theta is stored in float32
-    assert sum(a.fallback for a in anc) < len(anc)
+    kept = 1 - np.mean([a.fallback for a in anc])
+    gain = proxy["ancer"] / float(np.mean(runs["isotropic"].radius * runs["isotropic"].correct))
+    assert kept >= KEPT[noise] and gain >= GAIN[noise], (kept, gain)
     for method in ("isotropic", "ancer"):
         assert verify_run(tmp_path / method, raw=False).conflicts == []

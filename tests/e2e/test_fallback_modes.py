@@ -109,8 +109,8 @@ def test_select_takes_the_isotropic_records_of_a_reused_run(tmp_path):
 def test_fallback_modes_are_named_and_old_configs_read():
     assert CertifyConfig(model="m", fallback=True).fallback == "both"  # run.json of earlier versions
     assert CertifyConfig(model="m", fallback=False).fallback == "off"
-    assert CertifyConfig(model="m", method="ancer").effective_alpha == 0.0005
-    assert CertifyConfig(model="m", method="ancer", fallback="select").effective_alpha == 0.001
+    assert CertifyConfig(model="m", method="ancer", fallback="both").effective_alpha == 0.0005
+    assert CertifyConfig(model="m", method="ancer").effective_alpha == 0.001  # the default: select
     with pytest.raises(Exception, match="fallback='maybe' is unknown; choose one of"):
         CertifyConfig(model="m", fallback="maybe")
 
@@ -138,3 +138,4 @@ def test_the_cli_runs_and_records_the_mode(tmp_path):
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
     assert meta["config"]["fallback"] == "select" and meta["certificate_alpha"] == 0.001
+    assert meta["config"]["ancer_objective"] == "certified"  # the run records the objective it used

@@ -128,6 +128,8 @@ def test_an_ancer_run_with_the_early_stop_has_the_records_of_one_without(tmp_pat
     common = dict(
         n0=20, n=1000, seed=2, iso_iterations=5, iso_samples=16, ancer_iterations=10, ancer_samples=16
     )
+    # the fallback that draws both certificates, on the paper's procedure (what this test was written for)
+    common.update(iso_method="gradient", ancer_objective="paper", fallback="both")
     digits = _ancer_records(tmp_path, dict(model="builtin:digits-gaussian", skip=45, **common))
     assert digits[True] == digits[False]
     assert all(r[5] == 1 for r in digits[True])  # here the isotropic certificate is kept everywhere ...

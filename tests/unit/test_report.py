@@ -283,6 +283,23 @@ def test_proxy_and_side_by_side(tmp_path):
     assert "| a.tsv | 3 |" in to_markdown(side)
 
 
+def test_side_by_side_kept_share_and_proxy_gain_over_the_isotropic_run(tmp_path):
+    (tmp_path / "a.tsv").write_text(ANCER_TSV.replace("\topt_time\n", "\topt_time\tfallback\n"))
+    text = (tmp_path / "a.tsv").read_text().splitlines()
+    (tmp_path / "a.tsv").write_text(
+        "\n".join([text[0]] + [line + f"\t{k == 1:d}" for k, line in enumerate(text[1:])])
+    )
+    ancer = read_tsv(tmp_path / "a.tsv")
+    iso = _tiny()
+    iso.columns["method"] = np.array(["isotropic"] * 4)
+    side = side_by_side_table([iso, ancer])
+    # inputs 0, 1, 2 in both: isotropic ACR on them (0.6 + 0.49961) / 3, ancer's ACR proxy (0.9 + 2.5) / 3
+    np.testing.assert_allclose(side.values[1, 7], 3.4 / (0.6 + 0.49961))
+    np.testing.assert_allclose(side.values[1, 8], 2 / 3)  # input 1 fell back
+    assert side.values[0, 7] == pytest.approx(1.0)
+    assert np.isnan(side.values[0, 8])  # not an ancer run
+
+
 def test_cohen_table_ties_mark_first_row():
     a, b = _tiny(), _tiny()
     text = cohen_table([a, b], [0.5, 1.0], ["x", "y"])

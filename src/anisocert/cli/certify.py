@@ -73,9 +73,9 @@ def certify(
         str,
         Opt(
             help="isotropic optimiser: gradient (public DDRS) | search (cheap, same surrogate) | votes (cheap, "
-            "searches the radius certification would report)"
+            "searches the radius certification would report; the default)"
         ),
-    ] = "gradient",
+    ] = "votes",
     iso_iterations: Annotated[int, Opt(help="isotropic optimisation steps")] = 900,
     iso_lr: Annotated[float, Opt(help="isotropic learning rate")] = 0.04,
     iso_samples: Annotated[
@@ -87,23 +87,39 @@ def certify(
     ] = None,
     iso_grid_points: Annotated[int, Opt(help="searches: log-spaced grid points")] = 8,
     iso_refine_steps: Annotated[int, Opt(help="searches: golden-section steps after the grid")] = 6,
-    ancer_iterations: Annotated[int, Opt(help="ANCER Adam steps")] = 100,
+    ancer_iterations: Annotated[
+        int | None, Opt(help="ANCER Adam steps [default: 30 for --ancer-objective certified, 100 for paper]")
+    ] = None,
     ancer_lr: Annotated[float, Opt(help="ANCER learning rate")] = 0.04,
-    ancer_samples: Annotated[int, Opt(help="noise draws per ANCER step")] = 100,
+    ancer_samples: Annotated[
+        int | None, Opt(help="noise draws per ANCER step [default: 32 for certified, 100 for paper]")
+    ] = None,
     ancer_tol: Annotated[
         float | None,
         Opt(help="stop an input once J gains less than this (relative) over --ancer-patience steps"),
     ] = None,
     ancer_patience: Annotated[int, Opt(help="steps over which --ancer-tol is measured")] = 10,
     kappa: Annotated[float, Opt(help="ANCER weight of gap * min(theta)")] = 2.0,
+    ancer_objective: Annotated[
+        str,
+        Opt(
+            help="ancer: certified (Adam's theta, then the largest step from sigma_x towards it whose hard-vote "
+            "forecast radius keeps the isotropic one) | paper (the public ANCER objective alone)"
+        ),
+    ] = "certified",
+    ancer_check_samples: Annotated[int, Opt(help="certified objective: check draws per input")] = 500,
+    ancer_check_steps: Annotated[int, Opt(help="certified objective: bisection steps")] = 6,
+    ancer_check_margin: Annotated[
+        float, Opt(help="certified objective: z, lowers the check share by z * sqrt(flips) / draws")
+    ] = 1.0,
     fallback: Annotated[
         str,
         Opt(
             help="ancer: keep the region a superset of the isotropic certificate: both (certify both, "
             "alpha/2 each, report the larger) | select (the selection draws pick which one to certify, at "
-            "alpha: one certification) | off (theta only, as the public code)"
+            "alpha: one certification; the default) | off (theta only, as the public code)"
         ),
-    ] = "both",
+    ] = "select",
     memory: Annotated[bool, Opt(help="memory-based certification (isotropic and ancer)")] = True,
     channels_last: Annotated[
         bool, Opt(help="certify with channels-last inputs and weights (faster convolutions on GPUs)")

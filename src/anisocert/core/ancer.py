@@ -1,7 +1,9 @@
 """The ANCER procedure for a batch of inputs, in the order of the method (spec sections 5-6):
 
 1. sigma_x: the data-dependent isotropic sigma of each input (DDRS; ``optimise_sigma_x``);
-2. theta_x: the anisotropic theta, grown from sigma_x and never below it (``optimise_theta_x``);
+2. theta_x: the anisotropic theta, grown from sigma_x and never below it (``optimise_theta_x``): ANCER's
+   public objective (``paper``), or its Adam answer repaired to the largest step from sigma_x whose
+   hard-vote forecast radius keeps the isotropic one (``certified``: core/theta_search.py);
 3. certify theta_x with fresh draws, and
 4. compare with the isotropic certificate so that the reported region contains it (``certify_with_fallback``).
 
@@ -82,7 +84,7 @@ def ancer(
     sigma = optimise_sigma_x(model, smoothed.noise, x, idx, sigma0, sigma_search, budget, outputs, batch_size)
     # 2. theta_x >= sigma_x per dimension (optimisation draws only)
     theta = optimise_theta_x(
-        model, smoothed.noise, x, idx, sigma, theta_search, budget.seed, outputs, batch_size
+        model, smoothed.noise, x, idx, sigma, theta_search, budget.seed, outputs, batch_size, budget=budget
     )
     # 3-4. certify with fresh draws; keep the isotropic certificate where it is the larger
     certificate, fell_back = certify_with_fallback(smoothed, x, idx, sigma, theta, budget, fallback)
@@ -117,9 +119,23 @@ def optimise_sigma_x(model, noise, x, idx, sigma0, search: SigmaSearch, budget: 
     return found.sigma.detach().double().cpu().numpy()
 
 
-def optimise_theta_x(model, noise, x, idx, sigma, search: ThetaSearch, seed: int, outputs, batch_size):
-    """theta_x (B, *D) float32 on the CPU, >= sigma_x elementwise."""
+def optimise_theta_x(
+    model,
+    noise,
+    x,
+    idx,
+    sigma,
+    search: ThetaSearch,
+    seed: int,
+    outputs,
+    batch_size,
+    budget: Budget = Budget(),
+):
+    """theta_x (B, *D) float32 on the CPU, >= sigma_x elementwise. Objective 'certified': ANCER's Adam
+    answer is the direction, repaired to the largest step along it whose hard-vote forecast radius at
+    budget's (n, alpha) reaches sigma_x's (core/theta_search.py)."""
     from .optimise import optimise_theta
+    from .theta_search import repair_theta
 
     found = optimise_theta(
         model,
@@ -137,7 +153,24 @@ def optimise_theta_x(model, noise, x, idx, sigma, search: ThetaSearch, seed: int
         outputs=outputs,
         batch_size=batch_size,
     )
-    return found.theta.detach().float().cpu().numpy()
+    theta = found.theta.detach()
+    if search.objective == "certified":
+        theta = repair_theta(
+            model,
+            noise,
+            x,
+            torch.as_tensor(np.asarray(sigma), dtype=x.dtype, device=x.device),
+            theta,
+            idx=idx,
+            n=budget.n,
+            alpha=budget.alpha,
+            samples=search.check_samples,
+            steps=search.check_steps,
+            margin=search.check_margin,
+            seed=seed,
+            batch_size=batch_size,
+        )[0]
+    return theta.float().cpu().numpy()
 
 
 def certify_with_fallback(

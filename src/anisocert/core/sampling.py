@@ -27,6 +27,7 @@ class Phase:
     SIGMA = 2  # draws used to optimise the isotropic sigma
     THETA = 3  # draws used to optimise the anisotropic theta
     PREDICT = 4
+    THETA_CHECK = 5  # hard-vote checks of the certified ANCER objective (core/theta_search.py)
 
 
 _MASK = (1 << 64) - 1

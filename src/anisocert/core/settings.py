@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FALLBACKS", "RADII_ON", "Budget", "SigmaSearch", "ThetaSearch"]
+__all__ = ["ANCER_OBJECTIVES", "FALLBACKS", "RADII_ON", "Budget", "SigmaSearch", "ThetaSearch"]
 
 # How ancer keeps its region a superset of the isotropic certificate (core/ancer.py):
 # both: certify the isotropic region too, alpha/2 each (union bound), report the larger;
 # select: the n0 selection draws at sigma_x and theta_x choose which one to certify, at alpha;
 # off: certify theta_x only (the public code).
 FALLBACKS = ("both", "select", "off")
+# What theta_x maximises: certified (ANCER's Adam direction, then the largest step along it whose hard-vote
+# forecast radius keeps the isotropic one: core/theta_search.py) | paper (the public ANCER objective alone).
+ANCER_OBJECTIVES = ("certified", "paper")
 RADII_ON = ("radius", "proxy")  # what sequential certification's grid is on (proxy: ancer's volume radius)
 
 
@@ -47,7 +50,9 @@ class SigmaSearch:
 
 @dataclass(frozen=True)
 class ThetaSearch:
-    """How theta_x is found (optimise.optimise_theta: projected Adam on the ANCER objective)."""
+    """How theta_x is found: projected Adam on the ANCER objective (optimise.optimise_theta); with objective
+    'certified', then repaired along the path sigma_x -> Adam's theta by check_samples hard-vote draws,
+    check_steps bisection steps and a margin (theta_search.repair_theta)."""
 
     iterations: int = 100
     lr: float = 0.04
@@ -55,3 +60,7 @@ class ThetaSearch:
     kappa: float = 2.0
     tol: float | None = None
     patience: int = 10
+    objective: str = "paper"
+    check_samples: int = 500
+    check_steps: int = 6
+    check_margin: float = 1.0

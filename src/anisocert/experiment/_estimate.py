@@ -82,6 +82,10 @@ def _certify_passes(c: CertifyConfig) -> tuple[float, float]:
         second = {"both": c.n0 + c.n, "select": c.n0, "off": 0}[c.fallback]  # the isotropic draws
         forward += c.ancer_iterations * c.ancer_samples + second
         backward += c.ancer_iterations * c.ancer_samples
+        if (
+            c.ancer_objective == "certified"
+        ):  # the hard-vote repair: up to steps + 2 checks (+ the top-k path)
+            forward += (c.ancer_check_steps + 2) * c.ancer_check_samples
     return forward, backward
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from .. import _checks
 from ..core.noise import get_noise
 from ..core.sequential import LookSchedule, parse_radii
-from ..core.settings import FALLBACKS, RADII_ON, Budget, SigmaSearch, ThetaSearch
+from ..core.settings import ANCER_OBJECTIVES, FALLBACKS, RADII_ON, Budget, SigmaSearch, ThetaSearch
 from ..errors import InvalidParameterError, UnknownNameError
 
 __all__ = ["CertifyConfig", "FALLBACKS", "METHODS", "RESULT_FIELDS"]
@@ -30,6 +30,9 @@ _EXECUTION_ONLY = {
     "workers",
     "ray_address",
 }
+
+# Settings of the certified ANCER objective: part of the hash only where they decide the records.
+_CERTIFIED_OBJECTIVE = ("ancer_objective", "ancer_check_samples", "ancer_check_steps", "ancer_check_margin")
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class CertifyConfig:
     max_count: int | None = None
     indices: tuple[int, ...] | None = None
     # isotropic data-dependent sigma (DDRS); public defaults
-    iso_method: str = "gradient"
+    iso_method: str = "votes"  # the public DDRS ascent is "gradient" (README: which default is which)
     iso_iterations: int = 900
     iso_lr: float = 0.04
     iso_samples: int = 100
@@ -63,13 +66,18 @@ class CertifyConfig:
     iso_grid_points: int = 8  # searches: log-spaced grid, then golden-section steps
     iso_refine_steps: int = 6
     # ANCER theta; public defaults
-    ancer_iterations: int = 100
+    ancer_iterations: int | None = None  # default: 100 for the paper objective, 30 for the certified one
     ancer_lr: float = 0.04
-    ancer_samples: int = 100
+    ancer_samples: int | None = None  # default: 100 for the paper objective, 32 for the certified one
     ancer_tol: float | None = None  # stop an input when J gains less than tol (relative) in patience steps
     ancer_patience: int = 10
     kappa: float = 2.0
-    fallback: str = "both"  # ancer: one of FALLBACKS
+    # what theta_x maximises (ANCER_OBJECTIVES): certified (Adam's theta repaired by hard-vote checks) | paper
+    ancer_objective: str = "certified"
+    ancer_check_samples: int = 500  # certified: check draws per input (Phase.THETA_CHECK)
+    ancer_check_steps: int = 6  # certified: bisection steps along the path sigma_x -> Adam's theta
+    ancer_check_margin: float = 1.0  # certified: z; the check share is lowered by z * sqrt(flips) / m
+    fallback: str = "select"  # ancer: one of FALLBACKS
     memory: bool = True  # memory-based certification for isotropic and ancer
     early_stop: bool = True  # stop drawing once the outcome (abstain, fallback) is settled
     # sequential certification for a grid of radii (core/sequential.py); None: fixed n (left out of the hash)
@@ -104,6 +112,21 @@ class CertifyConfig:
             object.__setattr__(self, "fallback", "both" if self.fallback else "off")
         if self.fallback not in FALLBACKS:
             raise UnknownNameError(f"fallback={self.fallback!r} is unknown; choose one of {list(FALLBACKS)}")
+        if self.ancer_objective not in ANCER_OBJECTIVES:
+            raise UnknownNameError(
+                f"ancer_objective={self.ancer_objective!r} is unknown; choose one of {list(ANCER_OBJECTIVES)}"
+            )
+        # Adam's budget: the public one for the paper objective; a cheaper direction for the certified one,
+        # whose hard-vote repair decides the step (docs/benchmarks.md, issue 15)
+        paper = self.ancer_objective == "paper"
+        if self.ancer_iterations is None:
+            object.__setattr__(self, "ancer_iterations", 100 if paper else 30)
+        if self.ancer_samples is None:
+            object.__setattr__(self, "ancer_samples", 100 if paper else 32)
+        if not (0 <= self.ancer_check_margin < math.inf):
+            raise InvalidParameterError(
+                f"ancer_check_margin={self.ancer_check_margin!r} must be finite and >= 0"
+            )
         if self.iso_method not in ("gradient", "search", "votes"):
             raise UnknownNameError(
                 f"iso_method={self.iso_method!r} is unknown; choose 'gradient', 'search' or 'votes'"
@@ -126,6 +149,8 @@ class CertifyConfig:
             "iso_grid_points",
             "iso_refine_steps",
             "ancer_patience",
+            "ancer_check_samples",
+            "ancer_check_steps",
         ):
             _checks.check_int(name.replace("_", "-"), getattr(self, name))
         _checks.check_int("batch-size", self.batch_size, max_value=MAX_BATCH_SIZE)
@@ -214,6 +239,10 @@ class CertifyConfig:
             kappa=self.kappa,
             tol=self.ancer_tol,
             patience=self.ancer_patience,
+            objective=self.ancer_objective,
+            check_samples=self.ancer_check_samples,
+            check_steps=self.ancer_check_steps,
+            check_margin=self.ancer_check_margin,
         )
 
     @property
@@ -230,7 +259,10 @@ class CertifyConfig:
     @classmethod
     def from_dict(cls, values: dict) -> CertifyConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        # runs stored before the certified objective existed used the public one
+        values.setdefault("ancer_objective", "paper")
+        return cls(**values)
 
     def result_dict(self) -> dict:
         """The fields that decide the records (the resume check)."""
@@ -239,6 +271,11 @@ class CertifyConfig:
             for k in list(d):
                 if k.startswith(("iso_", "ancer_")) or k in ("kappa", "fallback", "on_inside", "memory"):
                     d.pop(k)
+        if self.method != "ancer" or self.ancer_objective == "paper":
+            # the settings of the certified objective decide nothing here: leave them out, so that the hash
+            # of a run stored before they existed (the public objective) stays what it was
+            for k in _CERTIFIED_OBJECTIVE:
+                d.pop(k, None)
         d["indices"] = list(d["indices"]) if d.get("indices") is not None else None
         if self.radii is None:  # runs made before sequential certification keep their hash
             d.pop("radii")

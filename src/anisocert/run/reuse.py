@@ -32,6 +32,9 @@ _SIGMA_FIELDS += (
 )
 _VOTES_FIELDS = ("n", "alpha")  # the votes search aims at the certification budget
 _THETA_FIELDS = ("ancer_iterations", "ancer_lr", "ancer_samples", "kappa", "ancer_tol", "ancer_patience")
+_THETA_FIELDS += ("ancer_objective",)
+# the certified objective's checks also aim at the certification budget
+_CHECK_FIELDS = ("ancer_check_samples", "ancer_check_steps", "ancer_check_margin", "n", "alpha")
 # What decides an isotropic certificate's counts (given sigma_x).
 _COUNT_FIELDS = ("n0", "n")
 
@@ -84,6 +87,8 @@ def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
     _require_same(config, other, _SIGMA_FIELDS + (_VOTES_FIELDS if config.iso_method == "votes" else ()))
     if config.method == "ancer" and other.method == "ancer":
         _require_same(config, other, _THETA_FIELDS)
+        if config.ancer_objective == "certified":
+            _require_same(config, other, _CHECK_FIELDS)
     if config.method == "isotropic":
         optimised = {i: (s, None, a, 0.0) for i, (s, _, a, _) in optimised.items()}
     iso_ok = (

@@ -110,7 +110,9 @@ class ChunkWorker:
         if c.method == "ancer":
             self.on_phase("theta search")
             t1 = time.perf_counter()
-            theta = optimise_theta_x(self.model, self.noise, x, idx, sigma, c.theta_search, c.seed, **common)
+            theta = optimise_theta_x(
+                self.model, self.noise, x, idx, sigma, c.theta_search, c.seed, **common, budget=c.budget
+            )
             thetas = list(theta.reshape(B, -1))
             theta_time = (time.perf_counter() - t1) / B
         return [(i, float(sigma[k]), thetas[k], float(sigma_time[k]), theta_time) for k, i in enumerate(idx)]

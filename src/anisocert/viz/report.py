@@ -302,9 +302,39 @@ def summary_table(results: Sequence[Results], grid, *, proxy: bool = False) -> T
     )
 
 
-def _side_by_side_row(run: Results) -> list[float]:
+def _method(run: Results) -> str:
+    """The run's method: its ``method`` column (certify.tsv), else meta["method"] or meta["config"]["method"]."""
+    if "method" in run.columns and len(run):
+        return str(run.columns["method"][0])
+    config = run.meta.get("config")
+    return str(run.meta.get("method") or (config.get("method") if isinstance(config, dict) else "") or "")
+
+
+def _kept_share(run: Results) -> float:
+    """ancer: the share of inputs whose anisotropic certificate was reported (not fallen back to the
+    isotropic one; the ``fallback`` column); NaN for other methods or without the column."""
+    if _method(run) != "ancer" or "fallback" not in run.columns:
+        return math.nan
+    return float(np.mean(run.columns["fallback"].astype(np.int64) == 0))
+
+
+def _proxy_gain(run: Results, isotropic: Results | None) -> float:
+    """The run's ACR proxy over the isotropic run's ACR, on the inputs both certified; NaN without one."""
+    if isotropic is None:
+        return math.nan
+    common = np.intersect1d(run.columns["idx"], isotropic.columns["idx"])
+    if common.size == 0:
+        return math.nan
+    mine, theirs = np.isin(run.columns["idx"], common), np.isin(isotropic.columns["idx"], common)
+    base = average_certified_radius(isotropic.radius[theirs], isotropic.correct[theirs])
+    gain = average_certified_radius(run.radius_proxy[mine], run.correct[mine])
+    return gain / base if base > 0 else math.nan
+
+
+def _side_by_side_row(run: Results, isotropic: Results | None = None) -> list[float]:
     """n, ACR, ACR proxy, fraction changed by memory, median optimisation time, mean certification time,
-    mean estimation draws (NaN for a TSV without the draws column)."""
+    mean estimation draws (NaN for a TSV without the draws column), proxy gain over the isotropic run,
+    share of anisotropic certificates kept."""
     nan = math.nan
     if "memory_status" in run.columns:
         changed = float(np.mean(np.isin(run.columns["memory_status"].astype(str), MEMORY_CHANGED)))
@@ -322,18 +352,24 @@ def _side_by_side_row(run: Results) -> list[float]:
         opt_time,
         float(np.mean(run.columns["time"])),
         float(np.mean(run.columns["draws"])) if "draws" in run.columns else nan,
+        _proxy_gain(run, isotropic),
+        _kept_share(run),
     ]
 
 
 def side_by_side_table(results: Sequence[Results]) -> Table:
     """Per run: n, ACR, ACR proxy, share changed by memory, median optimisation and mean certification time,
-    mean estimation draws.
+    mean estimation draws, proxy gain over the isotropic run, share of anisotropic certificates kept.
 
     The memory fraction comes from a ``memory_status`` column (share of records shrunk, abstained inside a foreign region or adopted), else
     meta["memory_changed"]; the optimisation time from an ``opt_time`` column (median, seconds), else
     meta["opt_time"]; certification time is the mean of the ``time`` column (seconds per input); draws the
-    mean of the ``draws`` column (estimation draws per input; sequential runs spend fewer than N).
+    mean of the ``draws`` column (estimation draws per input; sequential runs spend fewer than N). The proxy
+    gain is the run's ACR proxy over the ACR of the first isotropic run among ``results`` (method column or
+    meta), on the inputs both certified; NaN when there is none. The kept share (ancer only) is the share of
+    inputs whose ``fallback`` column is 0: the anisotropic certificate was reported.
     """
+    isotropic = next((run for run in results if _method(run) == "isotropic"), None)
     columns = [
         "n",
         "ACR",
@@ -342,17 +378,20 @@ def side_by_side_table(results: Sequence[Results]) -> Table:
         "opt time (s, median)",
         "cert time (s/input)",
         "draws (mean/input)",
+        "proxy / iso ACR",
+        "aniso kept",
     ]
     return Table(
         rows=[run.name for run in results],
         columns=columns,
-        values=np.array([_side_by_side_row(run) for run in results], dtype=np.float64).reshape(
+        values=np.array([_side_by_side_row(run, isotropic) for run in results], dtype=np.float64).reshape(
             -1, len(columns)
         ),
-        formats=["d", ".3f", ".3f", ".3f", ".3g", ".3g", ".0f"],
-        best=[None, "max", "max", None, None, None, None],
+        formats=["d", ".3f", ".3f", ".3f", ".3g", ".3g", ".0f", ".3f", ".2f"],
+        best=[None, "max", "max", None, None, None, None, "max", None],
         caption="Side by side: average certified radius and proxy radius, share of certificates changed by "
-        "memory, and time per input.",
+        "memory, time and draws per input, the proxy radius over the isotropic run's radius, and the share "
+        "of anisotropic certificates kept (not fallen back to the isotropic one).",
     )
 
 
