@@ -86,7 +86,8 @@ def test_settle_radius_stops_the_fallback_without_changing_the_comparison():
     common = dict(n0=50, n=4000, alpha=0.001, seed=1)
     full = smoothed.certify(x, theta, early_stop=False, **common)
     beat = np.full(12, float(np.median(full.radius[full.radius > 0])))
-    settled = smoothed.certify(x, theta, settle_radius=beat, **common)
+    select = smoothed.selection_counts(x, theta, n0=50, seed=1)
+    settled = smoothed.certify_selected(x, theta, select, n=4000, alpha=0.001, seed=1, settle_radius=beat)
     # whatever was stopped, the question "does this radius exceed beat?" has the full run's answer
     np.testing.assert_array_equal(settled.radius > beat, full.radius > beat)
     np.testing.assert_array_equal(settled.radius[full.radius > beat], full.radius[full.radius > beat])
@@ -152,7 +153,7 @@ def test_selection_counts_are_the_draws_certify_selects_with():
     common = dict(n0=64, seed=2, idx=list(range(3, 15)))
     select = smoothed.selection_counts(x, 0.6, **common)
     full = smoothed.certify(x, 0.6, n=3000, **common)
-    again = smoothed.certify(x, 0.6, n=3000, select_counts=select, **common)
+    again = smoothed.certify_selected(x, 0.6, select, n=3000, seed=2, idx=common["idx"])
     np.testing.assert_array_equal(select, full.counts_select)
     for name in ("prediction", "radius", "counts"):
         np.testing.assert_array_equal(getattr(again, name), getattr(full, name))

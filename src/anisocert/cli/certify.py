@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -30,149 +29,209 @@ def parse_indices(text: str | None) -> tuple[int, ...] | None:
     return tuple(out)
 
 
-def certify(
-    model: Annotated[
-        str,
-        Opt(
-            help="builtin:digits-gaussian | ARCH:WEIGHTS | WEIGHTS.safetensors (with .json "
-            "sidecar) | file.pt2 | TorchScript file | package.module:factory"
-        ),
-    ] = "builtin:digits-gaussian",
-    data: Annotated[
-        str, Opt(help="digits | moons | band | npz:PATH | cifar10:ROOT | imagenet:ROOT")
-    ] = "digits",
-    out: Annotated[Path, Opt(help="run directory (created, or resumed when it holds the same run)")] = Path(
-        "run"
-    ),
-    noise: Annotated[
-        str | None,
-        Opt(
-            help="gaussian (l2 ellipsoids; sigma = std) | uniform (l1; sigma = half-width) "
-            "[default: the model's training noise from its sidecar, else gaussian]"
-        ),
-    ] = None,
-    method: Annotated[
-        str, Opt(help="fixed | isotropic (data-dependent sigma) | ancer (anisotropic theta)")
-    ] = "fixed",
-    sigma: Annotated[
-        float | None,
-        Opt(
-            help="noise scale, or the start of the optimisation [default: the model's training sigma "
-            "from its sidecar (when the noise matches), else 0.25]"
-        ),
-    ] = None,
-    n0: Annotated[int, Opt(help="selection draws")] = 100,
-    n: Annotated[int, Opt(help="estimation draws (fresh)")] = 100_000,
-    alpha: Annotated[float, Opt(help="one-sided failure probability per input")] = 0.001,
-    seed: Annotated[int, Opt(help="noise seed; each input's stream depends on (seed, index) only")] = 0,
-    split: Annotated[str, Opt(help="test | train")] = "test",
-    skip: Annotated[int, Opt(help="certify every SKIP-th input")] = 1,
-    max_count: Annotated[int | None, Opt("--max", help="at most this many inputs")] = None,
-    indices: Annotated[str | None, Opt(help="explicit indices, e.g. 0,5,10-19")] = None,
-    iso_method: Annotated[
-        str,
-        Opt(
-            help="isotropic optimiser: gradient (public DDRS) | search (cheap, same surrogate) | votes (cheap, "
-            "searches the radius certification would report; the default)"
-        ),
-    ] = "votes",
-    iso_iterations: Annotated[int, Opt(help="isotropic optimisation steps")] = 900,
-    iso_lr: Annotated[float, Opt(help="isotropic learning rate")] = 0.04,
-    iso_samples: Annotated[
-        int, Opt(help="noise draws per isotropic step (searches: per candidate; 1000 is their usual)")
-    ] = 100,
-    iso_sigma_min: Annotated[float | None, Opt(help="smallest sigma_x [default: sigma / 10]")] = None,
-    iso_sigma_max: Annotated[
-        float | None, Opt(help="largest sigma_x [default: none for gradient, 10 * sigma for the searches]")
-    ] = None,
-    iso_grid_points: Annotated[int, Opt(help="searches: log-spaced grid points")] = 8,
-    iso_refine_steps: Annotated[int, Opt(help="searches: golden-section steps after the grid")] = 6,
-    ancer_iterations: Annotated[
-        int | None, Opt(help="ANCER Adam steps [default: 30 for --ancer-objective certified, 100 for paper]")
-    ] = None,
-    ancer_lr: Annotated[float, Opt(help="ANCER learning rate")] = 0.04,
-    ancer_samples: Annotated[
-        int | None, Opt(help="noise draws per ANCER step [default: 32 for certified, 100 for paper]")
-    ] = None,
-    ancer_tol: Annotated[
-        float | None,
-        Opt(help="stop an input once J gains less than this (relative) over --ancer-patience steps"),
-    ] = None,
-    ancer_patience: Annotated[int, Opt(help="steps over which --ancer-tol is measured")] = 10,
-    kappa: Annotated[float, Opt(help="ANCER weight of gap * min(theta)")] = 2.0,
-    ancer_objective: Annotated[
-        str,
-        Opt(
-            help="ancer: certified (Adam's theta, then the largest step from sigma_x towards it whose hard-vote "
-            "forecast radius keeps the isotropic one) | paper (the public ANCER objective alone)"
-        ),
-    ] = "certified",
-    ancer_check_samples: Annotated[int, Opt(help="certified objective: check draws per input")] = 500,
-    ancer_check_steps: Annotated[int, Opt(help="certified objective: bisection steps")] = 6,
-    ancer_check_margin: Annotated[
-        float, Opt(help="certified objective: z, lowers the check share by z * sqrt(flips) / draws")
-    ] = 1.0,
-    fallback: Annotated[
-        str,
-        Opt(
-            help="ancer: keep the region a superset of the isotropic certificate: both (certify both, "
-            "alpha/2 each, report the larger) | select (the selection draws pick which one to certify, at "
-            "alpha: one certification; the default) | off (theta only, as the public code)"
-        ),
-    ] = "select",
-    memory: Annotated[bool, Opt(help="memory-based certification (isotropic and ancer)")] = True,
-    channels_last: Annotated[
-        bool, Opt(help="certify with channels-last inputs and weights (faster convolutions on GPUs)")
-    ] = False,
-    bf16: Annotated[bool, Opt(help="certify under bfloat16 autocast (the run records it)")] = False,
-    compile: Annotated[bool, Opt(help="certify with torch.compile'd forward passes (CUDA only)")] = False,
-    early_stop: Annotated[
-        bool, Opt(help="stop an input's draws once its outcome is settled (abstain; ancer fallback)")
-    ] = True,
-    radii: Annotated[
-        str | None,
-        Opt(
-            help="sequential certification for these radii (e.g. 0.25,0.5,0.75,1.0): draws in rounds, each "
-            "input stops once its place on the grid is settled (sound at --alpha; see docs/soundness.md)"
-        ),
-    ] = None,
-    radii_on: Annotated[
-        str, Opt(help="ancer: the --radii grid is on the radius (min theta * gap) or on the proxy radius")
-    ] = "radius",
-    reuse: Annotated[
-        Path | None,
-        Opt(
-            help="take the optimised sigma/theta (and isotropic counts) of this earlier run of the same settings"
-        ),
-    ] = None,
-    on_inside: Annotated[str, Opt(help="input inside a foreign region: abstain | adopt")] = "abstain",
-    batch_size: Annotated[int, Opt(help="noisy samples per forward pass")] = 1000,
-    inputs_per_batch: Annotated[int, Opt(help="inputs certified together (commit granularity)")] = 8,
-    device: Annotated[str | None, Opt(help="cpu | cuda | cuda:1 (default: CUDA when present)")] = None,
-    label: Annotated[str | None, Opt(help="name of the run in reports")] = None,
-    workers: Annotated[
-        int, Opt(help="Ray workers, one GPU each when there are GPUs (> 1 needs anisocert[ray])")
-    ] = 1,
-    ray_address: Annotated[
-        str | None, Opt(help="join this Ray cluster (e.g. auto) instead of starting a local one")
-    ] = None,
-    progress: Annotated[
-        bool,
-        Opt(
-            help="show progress: a bar on a terminal; redirected to a file, a line every 30 s (inputs done, "
-            "inputs/min, ETA, phase)"
-        ),
-    ] = True,
-) -> None:
+def _command(optimise_only: bool):
+    """The certify command (optimise_only False) or the optimize command: the same options, one config."""
+
+    def command(
+        model: Annotated[
+            str,
+            Opt(
+                help="builtin:digits-gaussian | ARCH:WEIGHTS | WEIGHTS.safetensors (with .json "
+                "sidecar) | file.pt2 | TorchScript file | package.module:factory"
+            ),
+        ] = "builtin:digits-gaussian",
+        data: Annotated[
+            str, Opt(help="digits | moons | band | npz:PATH | cifar10:ROOT | imagenet:ROOT")
+        ] = "digits",
+        out: Annotated[
+            Path, Opt(help="run directory (created, or resumed when it holds the same run)")
+        ] = Path("run"),
+        noise: Annotated[
+            str | None,
+            Opt(
+                help="gaussian (l2 ellipsoids; sigma = std) | uniform (l1; sigma = half-width) "
+                "[default: the model's training noise from its sidecar, else gaussian]"
+            ),
+        ] = None,
+        method: Annotated[
+            str, Opt(help="fixed | isotropic (data-dependent sigma) | ancer (anisotropic theta)")
+        ] = "fixed",
+        sigma: Annotated[
+            float | None,
+            Opt(
+                help="noise scale, or the start of the optimisation [default: the model's training sigma "
+                "from its sidecar (when the noise matches), else 0.25]"
+            ),
+        ] = None,
+        n0: Annotated[int, Opt(help="selection draws")] = 100,
+        n: Annotated[int, Opt(help="estimation draws (fresh)")] = 100_000,
+        alpha: Annotated[float, Opt(help="one-sided failure probability per input")] = 0.001,
+        seed: Annotated[int, Opt(help="noise seed; each input's stream depends on (seed, index) only")] = 0,
+        split: Annotated[str, Opt(help="test | train")] = "test",
+        skip: Annotated[int, Opt(help="certify every SKIP-th input")] = 1,
+        max_count: Annotated[int | None, Opt("--max", help="at most this many inputs")] = None,
+        indices: Annotated[str | None, Opt(help="explicit indices, e.g. 0,5,10-19")] = None,
+        iso_method: Annotated[
+            str,
+            Opt(
+                help="isotropic optimiser: gradient (public DDRS) | search (cheap, same surrogate) | votes (cheap, "
+                "searches the radius certification would report; the default)"
+            ),
+        ] = "votes",
+        iso_iterations: Annotated[int, Opt(help="isotropic optimisation steps")] = 900,
+        iso_lr: Annotated[float, Opt(help="isotropic learning rate")] = 0.04,
+        iso_samples: Annotated[
+            int, Opt(help="noise draws per isotropic step (searches: per candidate; 1000 is their usual)")
+        ] = 100,
+        iso_sigma_min: Annotated[float | None, Opt(help="smallest sigma_x [default: sigma / 10]")] = None,
+        iso_sigma_max: Annotated[
+            float | None,
+            Opt(help="largest sigma_x [default: none for gradient, 10 * sigma for the searches]"),
+        ] = None,
+        iso_grid_points: Annotated[int, Opt(help="searches: log-spaced grid points")] = 8,
+        iso_refine_steps: Annotated[int, Opt(help="searches: golden-section steps after the grid")] = 6,
+        ancer_iterations: Annotated[
+            int | None,
+            Opt(help="ANCER Adam steps [default: 30 for --ancer-objective certified, 100 for paper]"),
+        ] = None,
+        ancer_lr: Annotated[float, Opt(help="ANCER learning rate")] = 0.04,
+        ancer_samples: Annotated[
+            int | None, Opt(help="noise draws per ANCER step [default: 32 for certified, 100 for paper]")
+        ] = None,
+        ancer_tol: Annotated[
+            float | None,
+            Opt(help="stop an input once J gains less than this (relative) over --ancer-patience steps"),
+        ] = None,
+        ancer_patience: Annotated[int, Opt(help="steps over which --ancer-tol is measured")] = 10,
+        kappa: Annotated[float, Opt(help="ANCER weight of gap * min(theta)")] = 2.0,
+        ancer_objective: Annotated[
+            str,
+            Opt(
+                help="ancer: certified (Adam's theta, then the largest step from sigma_x towards it whose hard-vote "
+                "forecast radius keeps the isotropic one) | paper (the public ANCER objective alone)"
+            ),
+        ] = "certified",
+        ancer_check_samples: Annotated[int, Opt(help="certified objective: check draws per input")] = 500,
+        ancer_check_steps: Annotated[int, Opt(help="certified objective: bisection steps")] = 6,
+        ancer_check_margin: Annotated[
+            float, Opt(help="certified objective: z, lowers the check share by z * sqrt(flips) / draws")
+        ] = 1.0,
+        fallback: Annotated[
+            str,
+            Opt(
+                help="ancer: keep the region a superset of the isotropic certificate: both (certify both, "
+                "alpha/2 each, report the larger) | select (the selection draws pick which one to certify, at "
+                "alpha: one certification; the default) | off (theta only, as the public code)"
+            ),
+        ] = "select",
+        memory: Annotated[bool, Opt(help="memory-based certification (isotropic and ancer)")] = True,
+        channels_last: Annotated[
+            bool, Opt(help="certify with channels-last inputs and weights (faster convolutions on GPUs)")
+        ] = False,
+        bf16: Annotated[bool, Opt(help="certify under bfloat16 autocast (the run records it)")] = False,
+        compile: Annotated[bool, Opt(help="certify with torch.compile'd forward passes (CUDA only)")] = False,
+        early_stop: Annotated[
+            bool, Opt(help="stop an input's draws once its outcome is settled (abstain; ancer fallback)")
+        ] = True,
+        radii: Annotated[
+            str | None,
+            Opt(
+                help="sequential certification for these radii (e.g. 0.25,0.5,0.75,1.0): draws in rounds, each "
+                "input stops once its place on the grid is settled (sound at --alpha; see docs/soundness.md)"
+            ),
+        ] = None,
+        radii_on: Annotated[
+            str, Opt(help="ancer: the --radii grid is on the radius (min theta * gap) or on the proxy radius")
+        ] = "radius",
+        reuse: Annotated[
+            Path | None,
+            Opt(
+                help="take the optimised sigma/theta (and isotropic counts) of this earlier run of the same settings"
+            ),
+        ] = None,
+        on_inside: Annotated[str, Opt(help="input inside a foreign region: abstain | adopt")] = "abstain",
+        batch_size: Annotated[int, Opt(help="noisy samples per forward pass")] = 1000,
+        inputs_per_batch: Annotated[int, Opt(help="inputs certified together (commit granularity)")] = 8,
+        device: Annotated[str | None, Opt(help="cpu | cuda | cuda:1 (default: CUDA when present)")] = None,
+        label: Annotated[str | None, Opt(help="name of the run in reports")] = None,
+        workers: Annotated[
+            int, Opt(help="Ray workers, one GPU each when there are GPUs (> 1 needs anisocert[ray])")
+        ] = 1,
+        ray_address: Annotated[
+            str | None, Opt(help="join this Ray cluster (e.g. auto) instead of starting a local one")
+        ] = None,
+        progress: Annotated[
+            bool,
+            Opt(
+                help="show progress: a bar on a terminal; redirected to a file, a line every 30 s (inputs done, "
+                "inputs/min, ETA, phase)"
+            ),
+        ] = True,
+    ) -> None:
+        from ..run.config import CertifyConfig
+
+        with user_errors():
+            config = CertifyConfig(
+                model=model,
+                data=data,
+                split=split,
+                noise=noise,
+                method=method,
+                sigma=sigma,
+                n0=n0,
+                n=n,
+                alpha=alpha,
+                seed=seed,
+                skip=skip,
+                max_count=max_count,
+                indices=parse_indices(indices),
+                iso_method=iso_method,
+                iso_iterations=iso_iterations,
+                iso_lr=iso_lr,
+                iso_samples=iso_samples,
+                iso_sigma_min=iso_sigma_min,
+                iso_sigma_max=iso_sigma_max,
+                iso_grid_points=iso_grid_points,
+                iso_refine_steps=iso_refine_steps,
+                ancer_iterations=ancer_iterations,
+                ancer_lr=ancer_lr,
+                ancer_samples=ancer_samples,
+                ancer_tol=ancer_tol,
+                ancer_patience=ancer_patience,
+                kappa=kappa,
+                ancer_objective=ancer_objective,
+                ancer_check_samples=ancer_check_samples,
+                ancer_check_steps=ancer_check_steps,
+                ancer_check_margin=ancer_check_margin,
+                fallback=fallback,
+                memory=memory,
+                early_stop=early_stop,
+                radii=radii,
+                radii_on=radii_on,
+                on_inside=on_inside,
+                channels_last=channels_last,
+                bf16=bf16,
+                compile=compile,
+                batch_size=batch_size,
+                inputs_per_batch=inputs_per_batch,
+                device=device,
+                label=label,
+                workers=workers,
+                ray_address=ray_address,
+                reuse=None if reuse is None else str(reuse),
+            )
+        _run(config, out, progress=progress, optimise_only=optimise_only)
+
+    return command
+
+
+certify = _command(optimise_only=False)
+certify.__name__ = certify.__qualname__ = "certify"
+certify.__doc__ = (
     """Certify every selected input of DATA; records go to OUT/run.sqlite and OUT/certify.tsv."""
-    _execute(locals(), optimise_only=False)
+)
 
-
-@functools.wraps(certify)
-def optimize(**options) -> None:
-    _execute(options, optimise_only=True)
-
-
+optimize = _command(optimise_only=True)
 optimize.__name__ = optimize.__qualname__ = "optimize"
 optimize.__doc__ = """Optimise sigma_x (isotropic) and theta_x (ancer) of every selected input, without certifying.
 
@@ -181,17 +240,12 @@ then certifies with them (or --reuse OUT from another run directory).
 """
 
 
-def _execute(options: dict, *, optimise_only: bool) -> None:
-    """Build the config from the command-line options (named as its fields) and run it."""
-    from ..run.config import CertifyConfig
+def _run(config, out: Path, *, progress: bool, optimise_only: bool) -> None:
+    """Run the config into OUT and print its one-line summary."""
     from ..run.runner import certify_dataset
 
-    o = dict(options)
-    out, progress = o.pop("out"), o.pop("progress")
     with user_errors():
-        o["indices"] = parse_indices(o["indices"])
-        o["reuse"] = None if o["reuse"] is None else str(o["reuse"])
         run = certify_dataset(
-            CertifyConfig(**o), out, progress=progress, command=command_line(), optimise_only=optimise_only
+            config, out, progress=progress, command=command_line(), optimise_only=optimise_only
         )
     typer.echo(run.text())

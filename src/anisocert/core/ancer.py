@@ -202,11 +202,14 @@ def certify_with_fallback(
     return both, fell_back
 
 
-def _certify(smoothed, x, idx, theta, budget: Budget, alpha, **extra) -> CertifyResult:
-    return smoothed.certify(
+def _certify(smoothed, x, idx, theta, budget: Budget, alpha, select_counts=None, **extra) -> CertifyResult:
+    """CERTIFY at theta (Smoothed.certify_selected); select_counts: the selection draws, when counted."""
+    if select_counts is None:
+        select_counts = smoothed.selection_counts(x, theta, n0=budget.n0, seed=budget.seed, idx=idx)
+    return smoothed.certify_selected(
         x,
         theta,
-        n0=budget.n0,
+        select_counts,
         n=budget.n,
         alpha=alpha,
         seed=budget.seed,

@@ -113,12 +113,8 @@ class Smoothed:
         seed: int = 0,
         idx=None,
         early_stop: bool = True,
-        settle_radius=None,
-        keep_ties: bool = False,
-        select_counts=None,
         radii=None,
         radii_on: str = "radius",
-        schedule=None,
     ) -> CertifyResult:
         """CERTIFY for each input: with probability >= 1 - alpha over the n fresh draws (per input),
         if the prediction is not ABSTAIN then g(x + d) = prediction for every d in the region.
@@ -128,32 +124,64 @@ class Smoothed:
 
         early_stop: stop an input's draws once it must abstain whatever the remaining draws say
         (same prediction, gap and radius as drawing all n; pA_lower then counts the undrawn as misses).
-        settle_radius (B,): also stop once the radius can no longer exceed settle_radius[i] (with
-        keep_ties: can no longer reach it); the result is then only good for that comparison (the ANCER
-        fallback uses it). select_counts (B, C): this call's n0 selection draws, drawn earlier by
-        selection_counts (same stream, so the same result); they are not drawn again.
 
         radii: sequential certification for this grid of radii (sequential.py): the n fresh draws come
-        in rounds (``schedule``, default LookSchedule.geometric(n, alpha)) and an input stops once its
-        place on {0} + radii is settled (radii_on "radius": min(theta) * gap; "proxy": the proxy
-        radius). The certificate is the lower bound's at the stopping look, at that look's alpha_k
-        (sum over looks <= alpha): the guarantee above holds whatever the stopping look. The early stop
-        does not apply; settle_radius becomes a grid level the input need not beat.
+        in rounds and an input stops once its place on {0} + radii is settled (radii_on "radius":
+        min(theta) * gap; "proxy": the proxy radius). The certificate is the lower bound's at the
+        stopping look, at that look's alpha_k (sum over looks <= alpha): the guarantee above holds
+        whatever the stopping look. The early stop does not apply.
         """
         n0, n, alpha = _checks.check_budget(n0, n, alpha)
+        # 1. n0 selection draws choose the candidate class cA
+        select = self.selection_counts(x, theta, n0=n0, seed=seed, idx=idx)
+        # 2.-4. n fresh draws (another stream) bound pA; abstain below 1/2, else the region's gap
+        return self.certify_selected(
+            x,
+            theta,
+            select,
+            n=n,
+            alpha=alpha,
+            seed=seed,
+            idx=idx,
+            early_stop=early_stop,
+            radii=radii,
+            radii_on=radii_on,
+        )
+
+    def certify_selected(
+        self,
+        x,
+        theta,
+        select_counts,
+        *,
+        n: int = 100_000,
+        alpha: float = 0.001,
+        seed: int = 0,
+        idx=None,
+        early_stop: bool = True,
+        radii=None,
+        radii_on: str = "radius",
+        settle_radius=None,
+        keep_ties: bool = False,
+        schedule=None,
+    ) -> CertifyResult:
+        """Steps 2-4 of CERTIFY for inputs whose n0 selection draws are counted already
+        (``selection_counts`` (B, C): they choose cA, never the bound). Same guarantee as ``certify``.
+
+        For the ANCER fallback (core/ancer.py), which only needs to know whether this certificate beats
+        another: settle_radius (B,) also stops an input once its radius can no longer exceed
+        settle_radius[i] (keep_ties: can no longer reach it); with radii, it is a grid level the input
+        need not beat. schedule: the looks of the sequential certification (default
+        LookSchedule.geometric(n, alpha)).
+        """
+        n, alpha = _checks.check_budget(1, n, alpha)[1:]
         x, theta, idx = self._prepare(x, theta, idx)
         B = x.shape[0]
         common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
         min_theta, geo_theta = theta_summary(theta, B)
-        # 1. n0 selection draws choose the candidate class cA
-        if select_counts is None:
-            select = self._select(x, theta, n0, common)
-        else:
-            select = torch.as_tensor(np.asarray(select_counts), device=self.device)
-            if select.shape[0] != B or int(select[0].sum()) != n0:
-                raise ValueError(
-                    f"select_counts must hold the n0 = {n0} selection draws of each of {B} inputs"
-                )
+        select = torch.as_tensor(np.asarray(select_counts), device=self.device)
+        if select.ndim != 2 or select.shape[0] != B:
+            raise ValueError(f"select_counts must hold the selection counts of each of {B} inputs")
         cA = select.argmax(dim=1)
         if radii is not None:  # 2'. fresh draws in rounds until the input's grid place is settled
             scale = (
@@ -162,42 +190,27 @@ class Smoothed:
             seq = self._sequential(
                 x, theta, cA, select.shape[1], radii, scale, settle_radius, schedule, n, alpha, common
             )
-            args = (
-                cA.cpu().numpy(),
-                select.cpu().numpy(),
-                seq.counts,
-                seq.n,
-                seq.alpha,
-                min_theta,
-                geo_theta,
+            counts, n, alpha = seq.counts, seq.n, seq.alpha
+        else:  # 2. n fresh draws count how often f returns cA
+            stop = None
+            if early_stop or settle_radius is not None:
+                stop = settling_misses(self.noise, n, alpha, min_theta, settle_radius, keep_ties=keep_ties)
+            counts = count_predictions(
+                self.model,
+                self.noise,
+                x,
+                theta,
+                n,
+                phase=Phase.ESTIMATE,
+                num_classes=select.shape[1],
+                target=None if stop is None else cA,
+                stop_misses=stop,
+                **common,
             )
-            return certificate_from_counts(self.noise, *args)
-        # 2. n fresh draws (another stream) count how often f returns cA
-        stop = None
-        if early_stop or settle_radius is not None:
-            stop = settling_misses(self.noise, n, alpha, min_theta, settle_radius, keep_ties=keep_ties)
-        counts = count_predictions(
-            self.model,
-            self.noise,
-            x,
-            theta,
-            n,
-            phase=Phase.ESTIMATE,
-            num_classes=select.shape[1],
-            target=None if stop is None else cA,
-            stop_misses=stop,
-            **common,
-        )
-        return certificate_from_counts(
-            self.noise,
-            cA.cpu().numpy(),
-            select.cpu().numpy(),
-            counts.cpu().numpy(),
-            n,
-            alpha,
-            min_theta,
-            geo_theta,
-        )
+            counts = counts.cpu().numpy()
+        # 3.-4. one-sided Clopper-Pearson bound on pA; abstain below 1/2, else the gap
+        args = (cA.cpu().numpy(), select.cpu().numpy(), counts, n, alpha, min_theta, geo_theta)
+        return certificate_from_counts(self.noise, *args)
 
     def _sequential(self, x, theta, cA, classes, radii, scale, settle_radius, schedule, n, alpha, common):
         """run_looks with this classifier's estimation stream: each round continues the inputs' streams."""
@@ -229,7 +242,7 @@ class Smoothed:
 
     def selection_counts(self, x, theta, *, n0: int = 100, seed: int = 0, idx=None) -> np.ndarray:
         """(B, C) counts of CERTIFY's n0 selection draws: they choose the class (and may choose the
-        noise, see predicted_radius), never the bound. certify(select_counts=...) takes them back."""
+        noise, see predicted_radius), never the bound. certify_selected takes them back."""
         n0 = _checks.check_int("n0", n0)
         x, theta, idx = self._prepare(x, theta, idx)
         return self._select(x, theta, n0, dict(idx=idx, seed=seed, batch_size=self.batch_size)).cpu().numpy()
