@@ -27,7 +27,11 @@ def _records(path):
 def test_configs_without_radii_keep_the_hash_of_runs_made_before():
     # hashes of these configs computed by anisocert before --radii existed (commit 84c8d65)
     assert CertifyConfig(model="builtin:digits-gaussian").result_hash() == "712219e7d586c141"
-    ancer = CertifyConfig(model="builtin:digits-gaussian", method="ancer", noise="uniform", sigma=0.5, n=5000)
+    # (with the ancer settings that were the defaults then: the DDRS gradient, the paper objective, both)
+    old_defaults = dict(iso_method="gradient", ancer_objective="paper", fallback="both")
+    ancer = CertifyConfig(
+        model="builtin:digits-gaussian", method="ancer", noise="uniform", sigma=0.5, n=5000, **old_defaults
+    )
     assert ancer.result_hash() == "236552aca3a608ff"
     with_radii = CertifyConfig(model="builtin:digits-gaussian", radii="1.0,0.5")
     assert with_radii.radii == (0.5, 1.0) and with_radii.result_hash() != "712219e7d586c141"
