@@ -90,88 +90,46 @@ def certify_dataset(
     """
     if optimise_only and config.method == "fixed":
         raise InputError("optimize chooses noise per input: use --method isotropic or ancer")
-    from contextlib import nullcontext
-
-    from ..data import load_data, select_indices
-    from ..models import load_model
-
     distributed = config.workers > 1 or bool(config.ray_address)
     if distributed:  # fail before loading anything when Ray is missing or the address is dead
-        from .distributed import certify_chunks, check_address, import_ray, ray_cluster
+        from .distributed import check_address, import_ray
 
         import_ray()
         if config.ray_address:
             check_address(config.ray_address)
-    # with Ray the driver only checks the model (on the CPU: the GPUs are the workers')
-    device = config.device or ("cuda" if torch.cuda.is_available() and not distributed else "cpu")
-    given = (model, dataset)
-    loaded = model if model is not None else load_model(config.model, device=device)
-    dataset = dataset if dataset is not None else load_data(config.data, config.split)
-    device = _device_of(loaded.module, config.device)
-    if config.compile and device.type != "cuda" and not distributed:
-        raise InputError(f"--compile runs on CUDA only and the device is {device.type}: drop --compile")
-    config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
-    check_model_fits(loaded.module, dataset, device)
-    indices = [
-        int(i)
-        for i in select_indices(
-            len(dataset), skip=config.skip, max_count=config.max_count, indices=config.indices
-        )
-    ]
+    config, loaded, data, device, indices = _load(config, model, dataset, distributed)
     store = RunStore.open(out, config, command=command, versions=versions())
+    memory = None
     try:
         reused = load_reused(config, config.model_sha256)
-        worker = ChunkWorker(config, loaded.module, dataset, device, reused=reused)
-        memory = (
-            _MemoryCertifier(config, dataset, store) if config.uses_memory and not optimise_only else None
-        )
+        worker = ChunkWorker(config, loaded.module, data, device, reused=reused)
+        memory = _MemoryCertifier(config, data, store) if config.uses_memory and not optimise_only else None
         records = {r.idx: r for r in store.records()}
-        pending = [int(i) for i in indices if int(i) not in records]
-        store.add_optimised(reused.rows_for(pending, store.optimised(), need_theta=config.method == "ancer"))
-        optimised = store.optimised()
-        if optimise_only:
-            pending = [i for i in pending if i not in optimised]
+        pending, optimised = _pending(config, indices, records, store, reused, optimise_only)
         step = config.inputs_per_batch
         chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
-        distributed = distributed and bool(chunks)  # nothing left: no cluster to start
-        cluster = ray_cluster(config.workers, config.ray_address) if distributed else nullcontext()
-        with cluster, Progress(progress, len(indices), len(indices) - len(pending)) as bar:
+        with Progress(progress, len(indices), len(indices) - len(pending)) as bar:
             worker.on_phase = bar.phase
-            t0 = time.perf_counter()
             if memory is not None:
-                bar.phase("memory")
-                memory.advance(indices, records)
-            memory_seconds = time.perf_counter() - t0
-            if distributed:  # workers return optimisation rows and records; this process commits them
+                memory.advance(indices, records, bar)
+            if distributed and chunks:  # workers return optimisation rows and records; this process commits
+                from .distributed import certify_chunks, ray_cluster
+
                 bar.phase("Ray workers")
-                done = certify_chunks(
-                    config,
-                    chunks,
-                    optimised,
-                    model=given[0],
-                    dataset=given[1],
-                    reused=reused,
-                    certify=not optimise_only,
-                )
+                with ray_cluster(config.workers, config.ray_address):
+                    done = certify_chunks(
+                        config,
+                        chunks,
+                        optimised,
+                        model=model,
+                        dataset=dataset,
+                        reused=reused,
+                        certify=not optimise_only,
+                    )
+                    _commit(done, store, records, memory, indices, bar)
             else:
-
-                def in_process():  # optimisation rows are committed inside worker.run, before certification
-                    for c in chunks:
-                        known = {i: optimised[i] for i in c if i in optimised}
-                        yield c, [], worker.run(c, known, store.add_optimised, not optimise_only)[1]
-
-                done = in_process()
-            for chunk, new_optimised, new in done:
-                if new_optimised:
-                    store.add_optimised(new_optimised)
-                store.add_records(new)
-                records.update((r.idx, r) for r in new)
-                t0 = time.perf_counter()
-                if memory is not None:
-                    bar.phase("memory")
-                    memory.advance(indices, records)
-                memory_seconds += time.perf_counter() - t0
-                bar(len(chunk))
+                done = _in_process(worker, chunks, optimised, store, certify=not optimise_only)
+                _commit(done, store, records, memory, indices, bar)
     finally:
         try:
             files = store.export()
@@ -180,8 +138,58 @@ def certify_dataset(
         finally:  # closed (checkpointed, no -wal/-shm left) even when the views cannot be written
             store.close()
     if memory is not None:
-        summary["memory_seconds"] = memory_seconds  # the driver's sequential share of the run
+        summary["memory_seconds"] = memory.seconds  # the driver's sequential share of the run
     return RunSummary(Path(out), summary, files, optimised_only=optimise_only)
+
+
+def _load(config: CertifyConfig, model, dataset, distributed: bool):
+    """(config with the model's hash and output kind, the model, the data set, the device, the indices)."""
+    from ..data import load_data, select_indices
+    from ..models import load_model
+
+    # with Ray the driver only checks the model (on the CPU: the GPUs are the workers')
+    device = config.device or ("cuda" if torch.cuda.is_available() and not distributed else "cpu")
+    loaded = model if model is not None else load_model(config.model, device=device)
+    dataset = dataset if dataset is not None else load_data(config.data, config.split)
+    device = _device_of(loaded.module, config.device)
+    if config.compile and device.type != "cuda" and not distributed:
+        raise InputError(f"--compile runs on CUDA only and the device is {device.type}: drop --compile")
+    config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
+    check_model_fits(loaded.module, dataset, device)
+    selected = select_indices(
+        len(dataset), skip=config.skip, max_count=config.max_count, indices=config.indices
+    )
+    return config, loaded, dataset, device, [int(i) for i in selected]
+
+
+def _pending(config: CertifyConfig, indices, records: dict, store: RunStore, reused, optimise_only: bool):
+    """(the inputs still to do, in order; the stored optimisation results), after taking what --reuse gives."""
+    pending = [int(i) for i in indices if int(i) not in records]
+    store.add_optimised(reused.rows_for(pending, store.optimised(), need_theta=config.method == "ancer"))
+    optimised = store.optimised()
+    if optimise_only:
+        pending = [i for i in pending if i not in optimised]
+    return pending, optimised
+
+
+def _in_process(worker: ChunkWorker, chunks, optimised: dict, store: RunStore, *, certify: bool):
+    """(chunk, [], records) per chunk, worked in this process; the optimisation rows are committed inside
+    worker.run, before certification (a crash in certification keeps them)."""
+    for chunk in chunks:
+        known = {i: optimised[i] for i in chunk if i in optimised}
+        yield chunk, [], worker.run(chunk, known, store.add_optimised, certify)[1]
+
+
+def _commit(done, store: RunStore, records: dict, memory, indices, bar) -> None:
+    """Store each finished chunk, then advance memory-based certification as far as it can go."""
+    for chunk, new_optimised, new in done:
+        if new_optimised:
+            store.add_optimised(new_optimised)
+        store.add_records(new)
+        records.update((r.idx, r) for r in new)
+        if memory is not None:
+            memory.advance(indices, records, bar)
+        bar(len(chunk))
 
 
 class _MemoryCertifier:
@@ -192,12 +200,23 @@ class _MemoryCertifier:
         self.noise = get_noise(config.noise)
         self.memory = None
         self.memory_done: set[int] = set()
+        self.seconds = 0.0  # time spent in advance: the driver's sequential share of the run
 
-    def advance(self, order: Sequence[int], records: dict[int, Record]) -> None:
-        """Process raw records in the recorded order, as far as they are contiguous from the start.
+    def advance(self, order: Sequence[int], records: dict[int, Record], bar=None) -> None:
+        """Process raw records in the recorded order, as far as they are contiguous from the start
+        (timed into ``seconds``; ``bar`` hears the phase).
 
         On the first call the memory is rebuilt by replaying the stored (reported) regions.
         """
+        t0 = time.perf_counter()
+        if bar is not None:
+            bar.phase("memory")
+        try:
+            self._advance(order, records)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def _advance(self, order: Sequence[int], records: dict[int, Record]) -> None:
         from ..core.memory import CertificateMemory
 
         dim = int(np.prod(self.dataset.input_shape))
