@@ -9,3 +9,14 @@ def tsv_rows(out, name="certify.tsv") -> list[list[str]]:
     header = lines[0].split("\t")
     drop = {header.index(c) for c in TIMING}
     return [[c for k, c in enumerate(line.split("\t")) if k not in drop] for line in lines]
+
+
+def stored_records(path) -> dict:
+    """{idx: Record} of the raw certificates stored in a run directory."""
+    from anisocert.run.store import RunStore
+
+    store = RunStore.read(path)
+    try:
+        return {r.idx: r for r in store.records()}
+    finally:
+        store.close()

@@ -16,7 +16,7 @@ from anisocert.data import load_data
 from anisocert.models import load_model
 from anisocert.run.config import CertifyConfig
 from anisocert.run.runner import certify_dataset
-from anisocert.run.store import RunStore
+from tests.runs import stored_records
 
 BUDGET = dict(
     model="builtin:digits-gaussian",
@@ -37,14 +37,6 @@ BUDGET = dict(
 FIELDS = ("predict", "radius", "radius_proxy", "gap", "pA_lower", "counts")
 
 
-def _records(path):
-    store = RunStore.read(path)
-    try:
-        return {r.idx: r for r in store.records()}
-    finally:
-        store.close()
-
-
 def _same(a, b) -> bool:
     return all(np.array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f))) for f in FIELDS)
 
@@ -60,7 +52,7 @@ def test_select_reports_the_forecast_larger_of_the_isotropic_and_anisotropic_rec
         config = CertifyConfig(method=method, fallback=fallback, **BUDGET)
         assert config.effective_alpha == BUDGET["alpha"]  # one certificate per input: no union bound
         certify_dataset(config, tmp_path / name, progress=False)
-        runs[name] = _records(tmp_path / name)
+        runs[name] = stored_records(tmp_path / name)
     iso, off, sel = runs["iso"], runs["off"], runs["sel"]
     assert sorted(sel) == sorted(iso) == sorted(off) and len(sel) == 12
 
@@ -100,7 +92,7 @@ def test_select_takes_the_isotropic_records_of_a_reused_run(tmp_path):
     certify_dataset(plain, tmp_path / "plain", progress=False)
     reused = CertifyConfig(method="ancer", fallback="select", reuse=str(tmp_path / "iso"), **BUDGET)
     certify_dataset(reused, tmp_path / "reused", progress=False)
-    a, b = _records(tmp_path / "plain"), _records(tmp_path / "reused")
+    a, b = stored_records(tmp_path / "plain"), stored_records(tmp_path / "reused")
     assert sorted(a) == sorted(b)
     for i in a:
         assert a[i].fallback == b[i].fallback and _same(a[i], b[i]), i

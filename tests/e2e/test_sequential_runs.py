@@ -10,18 +10,9 @@ import pytest
 from anisocert.core.sequential import LookSchedule
 from anisocert.run.config import CertifyConfig
 from anisocert.run.runner import certify_dataset
-from anisocert.run.store import RunStore
-from tests.runs import tsv_rows
+from tests.runs import stored_records, tsv_rows
 
 BASE = dict(model="builtin:digits-gaussian", n0=100, n=3000, alpha=0.001, skip=7, max_count=8, seed=2)
-
-
-def _records(path):
-    store = RunStore.read(path)
-    try:
-        return {r.idx: r for r in store.records()}
-    finally:
-        store.close()
 
 
 def test_configs_without_radii_keep_the_hash_of_runs_made_before():
@@ -50,7 +41,7 @@ def test_fixed_radii_runs_are_prefixes_of_the_fixed_n_stream_whatever_the_batchi
     db.close()
     certify_dataset(other, tmp_path / "b", progress=False)
     assert tsv_rows(tmp_path / "a") == tsv_rows(tmp_path / "b")
-    seq, full = _records(tmp_path / "a"), _records(tmp_path / "full")
+    seq, full = stored_records(tmp_path / "a"), stored_records(tmp_path / "full")
     looks = LookSchedule.geometric(BASE["n"], BASE["alpha"]).looks
     draws = [r.draws for r in seq.values()]
     assert all(d in looks and d == sum(r.counts) for d, r in zip(draws, seq.values()))
@@ -91,7 +82,7 @@ def test_every_method_and_fallback_certifies_sequentially(tmp_path, method, fall
         ancer_samples=16,
     )
     certify_dataset(config, tmp_path / "run", progress=False)
-    records = list(_records(tmp_path / "run").values())
+    records = list(stored_records(tmp_path / "run").values())
     assert len(records) == 4
     spent = np.array([r.draws for r in records])
     behind = np.array([sum(r.counts) for r in records])

@@ -43,6 +43,7 @@ from ..core.noise import get_noise
 from ..core.smooth import ABSTAIN, Smoothed
 from ..core.verify import verify_regions
 from ..errors import UnknownNameError
+from ._linear import Linear2
 
 __all__ = ["CheckResult", "GROUPS", "FALSE_ALARM", "run_selftest", "format_table"]
 
@@ -165,22 +166,9 @@ def _timed(check, *args) -> CheckResult:
 # ------------------------------------------------------------------------- linear base classifiers
 
 
-class _Linear2(torch.nn.Module):
-    """Two classes, logits (-s, s) with s = w.z + b: f(z) = 1 iff w.z + b > 0."""
-
-    def __init__(self, w: np.ndarray, b: np.float32):
-        super().__init__()
-        self.register_buffer("w", torch.from_numpy(np.asarray(w, dtype=np.float32)))
-        self.register_buffer("b", torch.tensor(float(b), dtype=torch.float32))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        s = z.flatten(1) @ self.w + self.b
-        return torch.stack([-s, s], dim=1)
-
-
 @dataclass(frozen=True)
 class _Problem:
-    model: _Linear2
+    model: Linear2
     x: torch.Tensor  # (dim,) float32
     theta: torch.Tensor  # (dim,) float32
     label: int  # the smoothed classifier's class at x
@@ -212,7 +200,7 @@ def _problem(noise: str, anisotropic: bool, p: float, label: int, rng, dim: int 
         t = float(t64[k])
         p_label, gap_true = min(1.0, (abs(m) + t) / (2.0 * t)), abs(m) / t
     return _Problem(
-        _Linear2(w, b), torch.from_numpy(x), torch.from_numpy(theta), int(m > 0), p_label, gap_true
+        Linear2(w, b), torch.from_numpy(x), torch.from_numpy(theta), int(m > 0), p_label, gap_true
     )
 
 

@@ -26,6 +26,7 @@ from ..core.bounds import pA_lower
 from ..core.noise import get_noise
 from ..core.sequential import LookSchedule, binomial_draws, parse_radii, run_looks
 from ..core.smooth import ABSTAIN, Smoothed
+from ._linear import Linear2
 
 __all__ = ["SEQUENTIAL_CASES", "SeqProblem", "seq_problem", "simulated_false_rate", "certify_false_rate"]
 
@@ -49,19 +50,6 @@ class SeqProblem:
     exact_radius: float  # min(theta) * scaled distance to the boundary
 
 
-class _Linear2(torch.nn.Module):
-    """Two classes, logits (-s, s) with s = w.z + b."""
-
-    def __init__(self, w: np.ndarray, b: float):
-        super().__init__()
-        self.register_buffer("w", torch.from_numpy(np.asarray(w, dtype=np.float32)))
-        self.register_buffer("b", torch.tensor(float(b), dtype=torch.float32))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        s = z.flatten(1) @ self.w + self.b
-        return torch.stack([-s, s], dim=1)
-
-
 def seq_problem(noise: str, anisotropic: bool, radius: float, rng, dim: int = 6) -> SeqProblem:
     """A linear classifier whose smoothed classifier has class 1 at x with exact radius ~ ``radius``.
 
@@ -80,7 +68,7 @@ def seq_problem(noise: str, anisotropic: bool, radius: float, rng, dim: int = 6)
     margin = float(w64 @ x.astype(np.float64)) + float(b)
     gap_true = margin / along
     pA = float(norm.cdf(gap_true)) if noise == "gaussian" else min(1.0, 0.5 + gap_true / 2)
-    model = _Linear2(w, float(b))
+    model = Linear2(w, float(b))
     return SeqProblem(model, torch.from_numpy(x), torch.from_numpy(theta), pA, float(t64.min() * gap_true))
 
 
