@@ -206,7 +206,7 @@ def full_disk(monkeypatch):
     """Every read-write store connection may not grow by one page: SQLite fails with SQLITE_FULL."""
     import anisocert.run.store as store_module
 
-    real = store_module._open_for_writing
+    real = store_module.open_for_writing
 
     def limited(path):
         db = real(path)
@@ -214,7 +214,7 @@ def full_disk(monkeypatch):
         db.execute(f"PRAGMA max_page_count = {pages}")
         return db
 
-    monkeypatch.setattr(store_module, "_open_for_writing", limited)
+    monkeypatch.setattr(store_module, "open_for_writing", limited)
     return monkeypatch
 
 

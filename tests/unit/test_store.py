@@ -237,14 +237,14 @@ def test_full_disk_while_writing_the_views_keeps_the_old_ones(tmp_path, monkeypa
 def test_full_disk_while_creating_a_run_is_one_line(tmp_path, monkeypatch):
     import anisocert.run.store as store_module
 
-    real = store_module._open_for_writing
+    real = store_module.open_for_writing
 
     def tiny_disk(path):
         db = real(path)
         db.execute("PRAGMA max_page_count = 2")  # room for the header and one table, not the schema
         return db
 
-    monkeypatch.setattr(store_module, "_open_for_writing", tiny_disk)
+    monkeypatch.setattr(store_module, "open_for_writing", tiny_disk)
     with pytest.raises(RunStoreError, match="disk full while saving the new run's metadata") as excinfo:
         RunStore.open(tmp_path / "run", CONFIG, versions=VERSIONS)
     _one_line_error(excinfo)

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import InputError
 from .config import CertifyConfig
-from .store import Record, RunStore
+from .records import Record
+from .store import RunStore
 
 __all__ = ["Reused", "load_reused"]
 

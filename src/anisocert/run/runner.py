@@ -21,8 +21,9 @@ from ..core.noise import get_noise
 from ..errors import InputError
 from .config import CertifyConfig
 from .progress import Progress
+from .records import MemoryRecord, Record
 from .reuse import load_reused
-from .store import MemoryRecord, Record, RunStore, versions
+from .store import RunStore, versions
 from .worker import ChunkWorker
 
 __all__ = ["certify_dataset", "RunSummary", "check_model_fits", "verify_run"]

@@ -9,22 +9,21 @@ are views rebuilt from the store.
 
 from __future__ import annotations
 
-import errno
 import json
 import platform
 import sqlite3
 import sys
 import time
-import urllib.parse
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..core.certificates import MEMORY_CHANGED
 from ..errors import AnisocertError, RunStoreError, one_line
+from ._sqlite import is_empty_database, open_for_writing, open_read_only, write_error
 from .config import CertifyConfig
+from .records import MemoryRecord, Record, blob, unblob
 
 __all__ = ["RunStore", "Record", "MemoryRecord", "TSV_COLUMNS", "DB_NAME"]
 
@@ -48,56 +47,6 @@ CREATE TABLE IF NOT EXISTS memory (
     radius REAL NOT NULL, radius_proxy REAL NOT NULL, correct INTEGER NOT NULL, status TEXT NOT NULL,
     conflicts INTEGER NOT NULL);
 """
-
-
-@dataclass(frozen=True)
-class Record:
-    """One raw certificate (before memory). theta is None when it is the constant `sigma`."""
-
-    idx: int
-    label: int
-    predict: int
-    radius: float
-    radius_proxy: float
-    correct: int
-    min_sigma: float
-    time: float
-    pA_lower: float
-    gap: float
-    counts: tuple[int, ...]
-    sigma: float
-    theta: np.ndarray | None = None
-    fallback: int = 0  # 1: the isotropic certificate reported (both: it was larger; select: forecast larger)
-    opt_time: float = 0.0
-    # estimation draws spent on the input (ancer 'both': of both certificates); None: sum of counts
-    draws: int | None = None
-
-    @property
-    def draws_spent(self) -> int:
-        return int(sum(self.counts)) if self.draws is None else int(self.draws)
-
-
-@dataclass(frozen=True)
-class MemoryRecord:
-    """The certificate reported after memory-based certification (exactly the stored region)."""
-
-    seq: int
-    idx: int
-    predict: int
-    gap: float
-    radius: float
-    radius_proxy: float
-    correct: int
-    status: str
-    conflicts: int
-
-
-def _blob(theta) -> bytes | None:
-    return None if theta is None else np.ascontiguousarray(theta, dtype=np.float32).tobytes()
-
-
-def _unblob(blob) -> np.ndarray | None:
-    return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
 
 
 class RunStore:
@@ -128,18 +77,18 @@ class RunStore:
         path = run_dir / DB_NAME
         if run_dir.exists() and any(run_dir.iterdir()) and not path.exists():
             raise RunStoreError(f"{run_dir} exists and is not an anisocert run; choose an empty or new --out")
-        if path.exists() and not _is_empty_database(path):
+        if path.exists() and not is_empty_database(path):
             existing = cls.read(run_dir)
             try:
                 existing._check_same(config)
                 existing._check_version(versions)
             finally:
                 existing.close()
-            store = cls(run_dir, _open_for_writing(path), config, writable=True)
+            store = cls(run_dir, open_for_writing(path), config, writable=True)
             store._check_writable("the resumed run")
             return store
         run_dir.mkdir(parents=True, exist_ok=True)
-        store = cls(run_dir, _open_for_writing(path), config, writable=True)
+        store = cls(run_dir, open_for_writing(path), config, writable=True)
         meta = {
             "schema_version": str(SCHEMA_VERSION),
             "config": json.dumps(config.to_dict(), sort_keys=True),
@@ -173,7 +122,7 @@ class RunStore:
             )
         db = None
         try:
-            db = _open_read_only(path)
+            db = open_read_only(path)
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             missing = [t for t in _TABLES if t not in tables]
             if missing:
@@ -251,7 +200,7 @@ class RunStore:
             with self.db:
                 yield
         except sqlite3.OperationalError as err:
-            raise _write_error(self.run_dir / DB_NAME, what, err) from None
+            raise write_error(self.run_dir / DB_NAME, what, err) from None
 
     def _check_writable(self, what: str) -> None:
         """Fail now, in one line, when another process holds the store or it cannot be written: an
@@ -260,7 +209,7 @@ class RunStore:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("ROLLBACK")
         except sqlite3.OperationalError as err:
-            raise _write_error(self.run_dir / DB_NAME, what, err) from None
+            raise write_error(self.run_dir / DB_NAME, what, err) from None
 
     def close(self) -> None:
         """Close the store. One opened for writing is first checkpointed and switched back from WAL to a
@@ -284,12 +233,12 @@ class RunStore:
         with self._saving(f"the optimised noise scales of {len(rows)} inputs"):
             self.db.executemany(
                 "INSERT INTO optimised VALUES (?, ?, ?, ?, ?)",
-                [(int(i), float(s), _blob(t), float(a), float(b)) for i, s, t, a, b in rows],
+                [(int(i), float(s), blob(t), float(a), float(b)) for i, s, t, a, b in rows],
             )
 
     def optimised(self) -> dict[int, tuple[float, np.ndarray | None, float, float]]:
         rows = self._rows("SELECT idx, sigma, theta, sigma_time, theta_time FROM optimised")
-        return {i: (s, _unblob(t), a, b) for i, s, t, a, b in rows}
+        return {i: (s, unblob(t), a, b) for i, s, t, a, b in rows}
 
     # -- raw records -----------------------------------------------------------------------------
     def add_records(self, records: list[Record]) -> None:
@@ -316,7 +265,7 @@ class RunStore:
                         r.gap,
                         json.dumps(list(map(int, r.counts))),
                         r.sigma,
-                        _blob(r.theta),
+                        blob(r.theta),
                         r.fallback,
                         r.opt_time,
                         r.draws,
@@ -344,7 +293,7 @@ class RunStore:
                 gap=r[9],
                 counts=tuple(json.loads(r[10])),
                 sigma=r[11],
-                theta=_unblob(r[12]),
+                theta=unblob(r[12]),
                 fallback=r[13],
                 opt_time=r[14],
                 draws=r[15] if len(r) > 15 else None,
@@ -391,7 +340,7 @@ class RunStore:
         try:
             return self._export()
         except OSError as err:
-            raise _write_error(self.run_dir, "the views (certify.tsv, run.json)", err) from None
+            raise write_error(self.run_dir, "the views (certify.tsv, run.json)", err) from None
 
     def _export(self) -> list[Path]:
         return [_write_lines(self.run_dir / name, *text) for name, text in self.views().items()]
@@ -473,71 +422,6 @@ def _stored_config(stored: dict) -> CertifyConfig:
     that ran it (a GPU run may be reported, verified or visualized on a laptop) and no record depends
     on it; run.json keeps the stored value."""
     return CertifyConfig.from_dict({**stored, "device": None})
-
-
-def _open_for_writing(path: Path) -> sqlite3.Connection:
-    """A read-write connection; the caller switches it to WAL inside RunStore._saving."""
-    try:
-        return sqlite3.connect(path, timeout=30)
-    except sqlite3.OperationalError as err:
-        raise _write_error(path, "the run", err) from None
-
-
-def _open_read_only(path: Path) -> sqlite3.Connection:
-    """A connection that cannot write: ``mode=ro`` and ``query_only``.
-
-    Reading a WAL-mode store needs its -shm index; SQLite creates empty -wal/-shm scratch files beside
-    the store when they are missing (never touching the store itself). Where the folder is read-only
-    it cannot, and no writer can be active there, so the file is opened as immutable instead.
-    """
-    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
-    try:
-        db = sqlite3.connect(uri, uri=True, timeout=30)
-        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError as err:
-        if "unable to open" not in str(err):
-            raise
-        db = sqlite3.connect(uri + "&immutable=1", uri=True)
-    db.execute("PRAGMA query_only = ON")
-    return db
-
-
-def _is_empty_database(path: Path) -> bool:
-    """A store file without any table: left by a creation that failed before its first commit."""
-    if path.stat().st_size == 0:
-        return True
-    try:
-        db = _open_read_only(path)
-        try:
-            return db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return False
-
-
-def _write_error(path: Path, what: str, err: Exception) -> RunStoreError:
-    """The one-line error for a failed write (sqlite3.OperationalError or OSError)."""
-    text = one_line(err)
-    if getattr(err, "errno", None) == errno.ENOSPC or "full" in text or "No space left" in text:
-        return RunStoreError(
-            f"disk full while saving {what} to {path}; free space and re-run the same command to resume "
-            "(finished inputs are kept)"
-        )
-    if "locked" in text or "busy" in text:
-        return RunStoreError(
-            f"{path} is locked by another process while saving {what}; let it finish (one command per run "
-            "directory), then re-run the same command to resume"
-        )
-    if (
-        "readonly" in text
-        or "read-only" in text
-        or getattr(err, "errno", None) in (errno.EACCES, errno.EROFS)
-    ):
-        return RunStoreError(f"cannot save {what} to {path}: it is read-only; certify into a writable --out")
-    return RunStoreError(
-        f"cannot save {what} to {path} ({text}); fix that and re-run the same command to resume"
-    )
 
 
 def _write_lines(path: Path, header: str, lines: list[str]) -> Path:

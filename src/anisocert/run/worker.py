@@ -14,8 +14,8 @@ from ..core.ancer import certify_with_fallback, optimise_sigma_x, optimise_theta
 from ..core.noise import get_noise
 from ..core.smooth import CertifyResult, Smoothed
 from .config import CertifyConfig
+from .records import Record
 from .reuse import Reused, load_reused
-from .store import Record
 
 __all__ = ["ChunkWorker", "OptimisedRow"]
 
