@@ -25,11 +25,10 @@ from ._sqlite import is_empty_database, open_for_writing, open_read_only, write_
 from .config import CertifyConfig
 from .records import MemoryRecord, Record, blob, unblob
 
-__all__ = ["RunStore", "Record", "MemoryRecord", "TSV_COLUMNS", "DB_NAME"]
+__all__ = ["RunStore", "Record", "MemoryRecord", "DB_NAME"]
 
 DB_NAME = "run.sqlite"
 SCHEMA_VERSION = 1
-TSV_COLUMNS = ("idx", "label", "predict", "radius", "radius_proxy", "correct", "min_sigma", "time")
 _TABLES = ("meta", "optimised", "records", "memory")
 
 _SCHEMA = """
@@ -343,52 +342,16 @@ class RunStore:
             raise write_error(self.run_dir, "the views (certify.tsv, run.json)", err) from None
 
     def _export(self) -> list[Path]:
-        return [_write_lines(self.run_dir / name, *text) for name, text in self.views().items()]
+        from .views import write_lines
+
+        return [write_lines(self.run_dir / name, *text) for name, text in self.views().items()]
 
     def views(self) -> dict[str, tuple[str, list[str]]]:
-        """{file name: (header, lines)} of certify.tsv, certify_nomemory.tsv and run.json,
-        computed from the stored records (report reads a run directory through these, never the files)."""
-        records = {r.idx: r for r in self.records()}
-        memory = {m.idx: m for m in self.memory_records()}
-        extra = ("pA_lower", "gap", "method", "fallback", "opt_time", "memory_status", "draws")
-        header = "\t".join(TSV_COLUMNS + extra)
-        method = self.config.method
+        """{file name: (header, lines)} of certify.tsv, certify_nomemory.tsv and run.json, computed from the
+        stored records (run/views.py; report reads a run directory through these, never the files)."""
+        from .views import views
 
-        def row(r: Record, m: MemoryRecord | None) -> str:
-            predict, radius, proxy, correct, status = r.predict, r.radius, r.radius_proxy, r.correct, "none"
-            if m is not None:
-                predict, radius, proxy, correct, status = (
-                    m.predict,
-                    m.radius,
-                    m.radius_proxy,
-                    m.correct,
-                    m.status,
-                )
-            values = (
-                r.idx,
-                r.label,
-                predict,
-                repr(float(radius)),
-                repr(float(proxy)),
-                correct,
-                repr(float(r.min_sigma)),
-                repr(float(r.time)),
-                repr(float(r.pA_lower)),
-                repr(float(m.gap if m else r.gap)),
-                method,
-                r.fallback,
-                repr(float(r.opt_time)),
-                status,
-                r.draws_spent,
-            )
-            return "\t".join(map(str, values))
-
-        use_memory = self.config.uses_memory
-        final = [row(r, memory.get(i)) for i, r in records.items() if not use_memory or i in memory]
-        views = {"certify.tsv": (header, final)}
-        views["certify_nomemory.tsv"] = (header, [row(r, None) for r in records.values()])
-        views["run.json"] = (json.dumps(self.summary(), indent=2, sort_keys=True), [])
-        return views
+        return views(self)
 
     def summary(self) -> dict:
         """Run metadata and counts, for reports (written to run.json)."""
@@ -422,17 +385,6 @@ def _stored_config(stored: dict) -> CertifyConfig:
     that ran it (a GPU run may be reported, verified or visualized on a laptop) and no record depends
     on it; run.json keeps the stored value."""
     return CertifyConfig.from_dict({**stored, "device": None})
-
-
-def _write_lines(path: Path, header: str, lines: list[str]) -> Path:
-    """Write atomically (temp file + rename) so a crash never leaves a half-written view."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        tmp.write_text("\n".join([header, *lines]) + "\n")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def versions() -> dict:
