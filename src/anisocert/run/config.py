@@ -35,6 +35,23 @@ _EXECUTION_ONLY = {
 _CERTIFIED_OBJECTIVE = ("ancer_objective", "ancer_check_samples", "ancer_check_steps", "ancer_check_margin")
 
 
+# Integer settings that must be >= 1.
+_POSITIVE_INTS = (
+    "iso_iterations",
+    "iso_samples",
+    "ancer_iterations",
+    "ancer_samples",
+    "batch_size",
+    "inputs_per_batch",
+    "workers",
+    "iso_grid_points",
+    "iso_refine_steps",
+    "ancer_patience",
+    "ancer_check_samples",
+    "ancer_check_steps",
+)
+
+
 @dataclass(frozen=True)
 class CertifyConfig:
     """Everything that decides a run's records (and a few execution knobs that do not).
@@ -101,6 +118,18 @@ class CertifyConfig:
 
     def __post_init__(self):
         self._resolve_training_noise()
+        self._check_names()
+        self._resolve_ancer_budget()
+        self._check_numbers()
+        if self.indices is not None:
+            object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
+        if self.radii is not None:
+            grid = parse_radii(self.radii)
+            object.__setattr__(self, "radii", tuple(float(r) for r in grid[1:]))
+            _checks.check_budget(self.n0, self.n, self.schedule.alphas[-1])
+
+    def _check_names(self) -> None:
+        """Every named choice is one of its kind (one line naming the choices otherwise)."""
         get_noise(self.noise)
         if self.method not in METHODS:
             raise UnknownNameError(f"method={self.method!r} is unknown; choose one of {list(METHODS)}")
@@ -116,20 +145,26 @@ class CertifyConfig:
             raise UnknownNameError(
                 f"ancer_objective={self.ancer_objective!r} is unknown; choose one of {list(ANCER_OBJECTIVES)}"
             )
-        # Adam's budget: the public one for the paper objective; a cheaper direction for the certified one,
-        # whose hard-vote repair decides the step (docs/benchmarks.md, issue 15)
+        if self.iso_method not in ("gradient", "search", "votes"):
+            raise UnknownNameError(
+                f"iso_method={self.iso_method!r} is unknown; choose 'gradient', 'search' or 'votes'"
+            )
+        _checks.check_choice("radii-on", self.radii_on, RADII_ON)
+
+    def _resolve_ancer_budget(self) -> None:
+        """Adam's budget: the public one for the paper objective; a cheaper direction for the certified one,
+        whose hard-vote repair decides the step (docs/benchmarks.md, issue 15)."""
         paper = self.ancer_objective == "paper"
         if self.ancer_iterations is None:
             object.__setattr__(self, "ancer_iterations", 100 if paper else 30)
         if self.ancer_samples is None:
             object.__setattr__(self, "ancer_samples", 100 if paper else 32)
+
+    def _check_numbers(self) -> None:
+        """Every number in its range, and a budget that can certify at all."""
         if not (0 <= self.ancer_check_margin < math.inf):
             raise InvalidParameterError(
                 f"ancer_check_margin={self.ancer_check_margin!r} must be finite and >= 0"
-            )
-        if self.iso_method not in ("gradient", "search", "votes"):
-            raise UnknownNameError(
-                f"iso_method={self.iso_method!r} is unknown; choose 'gradient', 'search' or 'votes'"
             )
         _checks.check_real("sigma", self.sigma, hint="; e.g. 0.25")
         _checks.check_budget(self.n0, self.n, self.effective_alpha)
@@ -138,20 +173,7 @@ class CertifyConfig:
         _checks.check_int("skip", self.skip)
         if self.max_count is not None:
             _checks.check_int("max", self.max_count)
-        for name in (
-            "iso_iterations",
-            "iso_samples",
-            "ancer_iterations",
-            "ancer_samples",
-            "batch_size",
-            "inputs_per_batch",
-            "workers",
-            "iso_grid_points",
-            "iso_refine_steps",
-            "ancer_patience",
-            "ancer_check_samples",
-            "ancer_check_steps",
-        ):
+        for name in _POSITIVE_INTS:
             _checks.check_int(name.replace("_", "-"), getattr(self, name))
         _checks.check_int("batch-size", self.batch_size, max_value=MAX_BATCH_SIZE)
         _checks.check_int("workers", self.workers, max_value=MAX_WORKERS)
@@ -166,13 +188,6 @@ class CertifyConfig:
             )
         if self.device:
             _checks.check_device(self.device)
-        if self.indices is not None:
-            object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
-        _checks.check_choice("radii-on", self.radii_on, RADII_ON)
-        if self.radii is not None:
-            grid = parse_radii(self.radii)
-            object.__setattr__(self, "radii", tuple(float(r) for r in grid[1:]))
-            _checks.check_budget(self.n0, self.n, self.schedule.alphas[-1])
 
     def _resolve_training_noise(self) -> None:
         """noise and sigma left None: what the model was trained with (its sidecar), else gaussian 0.25.
