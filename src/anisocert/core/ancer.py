@@ -83,9 +83,7 @@ def ancer(
     # 1. sigma_x: the isotropic data-dependent sigma (optimisation draws only)
     sigma = optimise_sigma_x(model, smoothed.noise, x, idx, sigma0, sigma_search, budget, outputs, batch_size)
     # 2. theta_x >= sigma_x per dimension (optimisation draws only)
-    theta = optimise_theta_x(
-        model, smoothed.noise, x, idx, sigma, theta_search, budget.seed, outputs, batch_size, budget=budget
-    )
+    theta = optimise_theta_x(model, smoothed.noise, x, idx, sigma, theta_search, budget, outputs, batch_size)
     # 3-4. certify with fresh draws; keep the isotropic certificate where it is the larger
     certificate, fell_back = certify_with_fallback(smoothed, x, idx, sigma, theta, budget, fallback)
     return AncerResult(sigma, theta, certificate, fell_back)
@@ -126,10 +124,9 @@ def optimise_theta_x(
     idx,
     sigma,
     search: ThetaSearch,
-    seed: int,
+    budget: Budget,
     outputs,
     batch_size,
-    budget: Budget = Budget(),
 ):
     """theta_x (B, *D) float32 on the CPU, >= sigma_x elementwise. Objective 'certified': ANCER's Adam
     answer is the direction, repaired to the largest step along it whose hard-vote forecast radius at
@@ -148,7 +145,7 @@ def optimise_theta_x(
         kappa=search.kappa,
         tol=search.tol,
         patience=search.patience,
-        seed=seed,
+        seed=budget.seed,
         idx=idx,
         outputs=outputs,
         batch_size=batch_size,
@@ -167,7 +164,7 @@ def optimise_theta_x(
             samples=search.check_samples,
             steps=search.check_steps,
             margin=search.check_margin,
-            seed=seed,
+            seed=budget.seed,
             batch_size=batch_size,
         )[0]
     return theta.float().cpu().numpy()

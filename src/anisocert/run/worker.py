@@ -111,7 +111,7 @@ class ChunkWorker:
             self.on_phase("theta search")
             t1 = time.perf_counter()
             theta = optimise_theta_x(
-                self.model, self.noise, x, idx, sigma, c.theta_search, c.seed, **common, budget=c.budget
+                self.model, self.noise, x, idx, sigma, c.theta_search, c.budget, **common
             )
             thetas = list(theta.reshape(B, -1))
             theta_time = (time.perf_counter() - t1) / B
