@@ -98,7 +98,7 @@ def _kept_share(run: Results) -> float:
 
 
 def _proxy_gain(run: Results, isotropic: Results | None) -> float:
-    """The run's ACR proxy over the isotropic run's ACR, on the inputs both certified; NaN without one."""
+    """The run's ACR proxy over the isotropic run's ACR, on the inputs both runs hold; NaN without one."""
     if isotropic is None:
         return math.nan
     common = np.intersect1d(run.columns["idx"], isotropic.columns["idx"])
@@ -145,7 +145,7 @@ def side_by_side_table(results: Sequence[Results]) -> Table:
     meta["opt_time"]; certification time is the mean of the ``time`` column (seconds per input); draws the
     mean of the ``draws`` column (estimation draws per input; sequential runs spend fewer than N). The proxy
     gain is the run's ACR proxy over the ACR of the first isotropic run among ``results`` (method column or
-    meta), on the inputs both certified; NaN when there is none. The kept share (ancer only) is the share of
+    meta), on the inputs both runs hold; NaN when there is none. The kept share (ancer only) is the share of
     inputs whose ``fallback`` column is 0: the anisotropic certificate was reported.
     """
     isotropic = next((run for run in results if _method(run) == "isotropic"), None)
