@@ -51,12 +51,11 @@ def _run(name: str, config: CertifyConfig, out: Path) -> dict:
     probe = (probe + _throughput(config.model)) / 2
     store = RunStore.read(out / name)
     try:
-        records, memory = store.records(), {m.idx: m for m in store.memory_records()}
+        raw, reported = store.certificates(), store.reported()
     finally:
         store.close()
-    radius = np.array([memory[r.idx].radius if r.idx in memory else r.radius for r in records])
-    proxy = np.array([memory[r.idx].radius_proxy if r.idx in memory else r.radius_proxy for r in records])
-    correct = np.array([memory[r.idx].correct if r.idx in memory else r.correct for r in records])
+    radius, proxy, correct = reported.radius, reported.proxy_radius, reported.correct
+    records = raw.rows()
     return dict(
         idx=np.array([r.idx for r in records]),
         radius=radius * correct,

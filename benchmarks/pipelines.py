@@ -47,19 +47,19 @@ def anisocert_pipeline(method: str, loaded, dataset, indices, n: int, batch_size
     with tempfile.TemporaryDirectory() as out:
         seconds, _ = timed(certify_dataset, config, out, model=loaded, dataset=dataset, progress=False)
         store = RunStore.read(out)
-        records, optimised = store.records(), store.optimised()
-        final = {m.idx: m for m in store.memory_records()} or {r.idx: r for r in records}
+        raw, reported, optimised = store.certificates(), store.reported(), store.optimised()
+        final = {c.idx: c for c in reported.rows()}
         store.close()
     rows = [final[i] for i in indices]
     opt = [optimised.get(int(i), (SIGMA, None, 0.0, 0.0)) for i in indices]
     return {
         "seconds": seconds / len(indices),
         "quality": quality(
-            [r.radius for r in rows], [r.radius_proxy for r in rows], [r.correct for r in rows]
+            [r.radius for r in rows], [r.proxy_radius for r in rows], [r.correct for r in rows]
         ),
         "sigma_s": float(np.mean([o[2] for o in opt])),
         "theta_s": float(np.mean([o[3] for o in opt])),
-        "fallbacks": sum(r.fallback for r in records),
+        "fallbacks": int(raw.fallback.sum()),
     }
 
 

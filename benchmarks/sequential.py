@@ -22,12 +22,12 @@ from anisocert.run.store import RunStore
 
 
 def _records(dirs: list[str]) -> tuple[dict, dict]:
-    """{idx: Record} over the run directories, and the first run's config."""
+    """{idx: Certificate} (raw) over the run directories, and the first run's config."""
     records, config = {}, None
     for d in dirs:
         store = RunStore.read(d)
         try:
-            records.update({r.idx: r for r in store.records()})
+            records.update({c.idx: c for c in store.certificates().rows()})
             config = config or store.config
         finally:
             store.close()
@@ -37,7 +37,7 @@ def _records(dirs: list[str]) -> tuple[dict, dict]:
 def _level_counts(records: dict, idx: list[int], grid: np.ndarray) -> np.ndarray:
     """Inputs certified correct at each grid radius (radius >= r, full precision; abstain never)."""
     radius = np.array([records[i].radius for i in idx])
-    ok = np.array([records[i].correct == 1 and records[i].predict >= 0 for i in idx])
+    ok = np.array([records[i].correct == 1 and records[i].prediction >= 0 for i in idx])
     return np.array([int(np.sum(ok & (radius >= r))) for r in grid])
 
 
@@ -45,7 +45,7 @@ def _below(fixed: dict, seq: dict, idx: list[int], grid: np.ndarray) -> np.ndarr
     """Per grid radius, inputs the fixed-N run certifies there and the sequential run does not."""
 
     def at(rec, r: float) -> bool:
-        return rec.correct == 1 and rec.predict >= 0 and rec.radius >= r
+        return rec.correct == 1 and rec.prediction >= 0 and rec.radius >= r
 
     return np.array([sum(at(fixed[i], r) and not at(seq[i], r) for i in idx) for r in grid])
 
@@ -59,7 +59,7 @@ def compare(fixed_dirs: list[str], seq_dirs: list[str], label: str) -> str:
     head = ["run", "inputs", "mean draws", "N / mean", "s / input"] + [f"r = {r:g}" for r in grid]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, recs in (("fixed N", fixed), ("sequential", seq)):
-        draws = np.array([recs[i].draws_spent for i in idx], dtype=np.float64)
+        draws = np.array([recs[i].draws for i in idx], dtype=np.float64)
         seconds = float(np.mean([recs[i].time for i in idx]))
         acc = _level_counts(recs, idx, grid) / len(idx)
         cells = [name, len(idx), f"{draws.mean():,.0f}", f"{n / draws.mean():.1f}", f"{seconds:.2f}"]
@@ -70,7 +70,7 @@ def compare(fixed_dirs: list[str], seq_dirs: list[str], label: str) -> str:
         f"{b} / {a}" for b, a in zip(below, above)
     ]
     lines.append("| " + " | ".join(map(str, cells)) + " |")
-    stops = np.array([seq[i].draws_spent for i in idx])
+    stops = np.array([seq[i].draws for i in idx])
     at_n = int(np.sum(stops == n))
     summary = (
         f"{label}: {len(idx)} inputs, N = {n:,}, alpha = {seq_config.alpha:g}, grid {[float(g) for g in grid]}; "

@@ -12,11 +12,11 @@ def tsv_rows(out, name="certify.tsv") -> list[list[str]]:
 
 
 def stored_records(path) -> dict:
-    """{idx: Record} of the raw certificates stored in a run directory."""
+    """{idx: Certificate} of the raw certificates stored in a run directory."""
     from anisocert.run.store import RunStore
 
     store = RunStore.read(path)
     try:
-        return {r.idx: r for r in store.records()}
+        return {c.idx: c for c in store.certificates().rows()}
     finally:
         store.close()

@@ -34,7 +34,7 @@ BUDGET = dict(
     ancer_samples=32,
     inputs_per_batch=4,
 )
-FIELDS = ("predict", "radius", "radius_proxy", "gap", "pA_lower", "counts")
+FIELDS = ("prediction", "radius", "proxy_radius", "gap", "pA_lower", "counts")
 
 
 def _same(a, b) -> bool:

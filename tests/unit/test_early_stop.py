@@ -118,7 +118,8 @@ def _ancer_records(tmp_path, budget):
         certify_dataset(CertifyConfig(method="ancer", early_stop=early, **budget), out, progress=False)
         store = RunStore.read(out)
         runs[early] = [
-            (r.idx, r.predict, r.radius, r.radius_proxy, r.gap, r.fallback) for r in store.records()
+            (r.idx, r.prediction, r.radius, r.proxy_radius, r.gap, r.fallback)
+            for r in store.certificates().rows()
         ]
         store.close()
     return runs

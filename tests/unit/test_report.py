@@ -338,19 +338,22 @@ def test_results_requires_columns():
 
 def test_a_run_directory_is_read_from_its_store_not_its_exported_files(tmp_path):
     """report reads run.sqlite (read-only): an edited certify.tsv or a deleted run.json changes nothing."""
+    from anisocert.core.certificates import Certificate, Certificates
     from anisocert.run.config import CertifyConfig
-    from anisocert.run.store import Record, RunStore
+    from anisocert.run.store import RunStore
+    from anisocert.run.views import export
 
     config = CertifyConfig(model="builtin:digits-gaussian", n=100, label="stored run")
     store = RunStore.open(tmp_path / "run", config, versions={"anisocert": "0.1.0"})
     radii = [0.1, 0.2, 0.30000000000000004]
-    store.add_records(
-        [
-            Record(i, i, i, r, r, 1, 0.25, 0.5, 0.9, r / 0.25, (90, 10), 0.25, opt_time=0.0)
-            for i, r in enumerate(radii)
-        ]
+    rows = [
+        Certificate(i, 0.9, r / 0.25, r, r, 0.25, 0.25, (90, 10), 100, idx=i, label=i, sigma=0.25, time=0.5)
+        for i, r in enumerate(radii)
+    ]
+    store.add_certificates(
+        Certificates.from_rows(rows).replace(fallback=np.zeros(3, int), opt_time=np.zeros(3))
     )
-    store.export()
+    export(store)
     store.close()
     before = (tmp_path / "run" / "run.sqlite").read_bytes()
     (tmp_path / "run" / "certify.tsv").write_text(

@@ -55,7 +55,7 @@ def test_an_interrupted_run_leaves_no_wal_or_shm_files_and_resumes(tmp_path, mon
         certify_dataset(_config(), run, progress=False)
     assert _scratch(run) == [] and _journal_mode(run) == b"\x01\x01"
     store = RunStore.read(run)
-    assert [r.idx for r in store.records()] == [0, 1]  # the first chunk was committed
+    assert store.certificates().idx.tolist() == [0, 1]  # the first chunk was committed
     store.close()
     monkeypatch.setattr(ChunkWorker, "run", real)
     certify_dataset(_config(), run, progress=False)
@@ -71,7 +71,7 @@ def test_a_store_still_read_by_another_process_is_closed_cleanly(tmp_path):
     writer = RunStore.open(run, _config())  # a resume: WAL again
     reader = RunStore.read(run)
     writer.close()
-    assert len(reader.records()) == 4
+    assert len(reader.certificates()) == 4
     reader.close()
     assert len(load_results(run)) == 4
 

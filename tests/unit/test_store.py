@@ -9,37 +9,46 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from anisocert.core.certificates import Certificate, Certificates
 from anisocert.errors import RunStoreError
 from anisocert.run.config import CertifyConfig
-from anisocert.run.store import DB_NAME, Record, RunStore
+from anisocert.run.store import DB_NAME, RunStore
+from anisocert.run.views import export, views
 
 CONFIG = CertifyConfig(model="builtin:digits-gaussian", method="ancer", n=100, max_count=16)
 VERSIONS = {"anisocert": "0.1.0"}
 
 
-def _record(idx: int, dim: int = 64) -> Record:
+def _record(idx: int, dim: int = 64, draws: int = 100) -> Certificate:
     theta = np.random.default_rng(idx).uniform(0.1, 0.5, dim).astype(np.float32)
-    return Record(
+    return Certificate(
         idx=idx,
         label=idx % 10,
-        predict=idx % 10,
+        prediction=idx % 10,
         radius=0.25,
-        radius_proxy=0.3,
-        correct=1,
-        min_sigma=0.1,
+        proxy_radius=0.3,
+        min_theta=0.1,
+        geo_mean_theta=0.25,
         time=0.01,
         pA_lower=0.9,
         gap=1.2,
         counts=(90, 10),
+        draws=draws,
         sigma=0.25,
         theta=theta,
+        fallback=0,
+        opt_time=0.0,
     )
+
+
+def _records(indices, dim: int = 64) -> Certificates:
+    return Certificates.from_rows([_record(i, dim) for i in indices])
 
 
 def _make_run(run_dir, records=range(4), dim=64) -> Path:
     store = RunStore.open(run_dir, CONFIG, command="test", versions=VERSIONS)
-    store.add_records([_record(i, dim) for i in records])
-    store.export()
+    store.add_certificates(_records(records, dim))
+    export(store)
     store.close()
     return Path(run_dir)
 
@@ -69,7 +78,7 @@ def test_reading_a_run_changes_no_byte_of_its_store(tmp_path):
     os.utime(db_file, ns=(before[1] - 10**9, before[1] - 10**9))  # an mtime a write would move
     before = _state(db_file)
     store = RunStore.read(run)
-    assert [r.idx for r in store.records()] == [0, 1, 2, 3]
+    assert store.certificates().idx.tolist() == [0, 1, 2, 3]
     assert store.config == CONFIG and store.summary()["inputs"] == 4
     store.close()
     assert _state(db_file) == before
@@ -88,9 +97,9 @@ def test_reading_never_switches_a_foreign_store_to_wal_or_writes_to_it(tmp_path)
         db.execute("CREATE TRIGGER t AFTER INSERT ON records BEGIN INSERT INTO fired VALUES (1); END")
     before = _state(foreign / DB_NAME)
     store = RunStore.read(foreign)
-    assert len(store.records()) == 4
+    assert len(store.certificates()) == 4
     with pytest.raises(RunStoreError, match="read-only") as excinfo:
-        store.add_records([_record(9)])  # query_only: a read store cannot write, triggers never fire
+        store.add_certificates(_records([9]))  # query_only: a read store cannot write, triggers never fire
     _one_line_error(excinfo)
     store.close()
     assert _state(foreign / DB_NAME) == before
@@ -129,7 +138,7 @@ def test_a_corrupt_or_foreign_store_is_a_one_line_error(tmp_path):
         before = _state(run / DB_NAME)
         with pytest.raises(RunStoreError) as excinfo:
             store = RunStore.read(run)
-            store.records(), store.memory_records(), store.optimised()  # a damaged page shows here
+            store.certificates(), store.memory_certificates(), store.optimised()  # a damaged page shows here
         text = _one_line_error(excinfo)
         assert "new --out" in text, name
         assert _state(run / DB_NAME) == before, name
@@ -165,7 +174,7 @@ def test_a_run_made_on_a_device_absent_here_is_read_and_resumed(tmp_path):
         db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(stored, sort_keys=True),))
     before = _state(run / DB_NAME)
     store = RunStore.read(run)
-    assert store.config.device is None and len(store.records()) == 4
+    assert store.config.device is None and len(store.certificates()) == 4
     assert json.loads(store.meta()["config"])["device"] == "cuda:7"
     store.close()
     assert _state(run / DB_NAME) == before
@@ -196,7 +205,7 @@ def test_full_disk_during_a_commit_keeps_every_record_and_resumes(tmp_path):
     store = RunStore.open(run, CONFIG, versions=VERSIONS)
     _fill_disk(store)
     with pytest.raises(RunStoreError) as excinfo:
-        store.add_records([_record(i, dim) for i in range(8, 16)])
+        store.add_certificates(_records(range(8, 16), dim))
     text = _one_line_error(excinfo)
     assert text.startswith("disk full while saving the certificates of 8 inputs")
     assert "free space and re-run the same command to resume" in text
@@ -207,7 +216,7 @@ def test_full_disk_during_a_commit_keeps_every_record_and_resumes(tmp_path):
     assert _rows(run) == before  # every committed record intact, byte for byte
     # space is back: the same configuration resumes and finishes
     store = RunStore.open(run, CONFIG, versions=VERSIONS)
-    store.add_records([_record(i, dim) for i in range(8, 16)])
+    store.add_certificates(_records(range(8, 16), dim))
     store.close()
     rows = _rows(run)
     assert rows[:8] == before and [r[0] for r in rows] == list(range(16))
@@ -217,19 +226,19 @@ def test_full_disk_while_writing_the_views_keeps_the_old_ones(tmp_path, monkeypa
     run = _make_run(tmp_path / "run")
     tsv = (run / "certify_nomemory.tsv").read_text()  # the raw records (memory is on for ancer)
     store = RunStore.open(run, CONFIG, versions=VERSIONS)
-    store.add_records([_record(4)])
+    store.add_certificates(_records([4]))
 
     def no_space(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(self))
 
     monkeypatch.setattr(Path, "write_text", no_space)
     with pytest.raises(RunStoreError, match="disk full while saving the views") as excinfo:
-        store.export()
+        export(store)
     _one_line_error(excinfo)
     monkeypatch.undo()
     assert (run / "certify_nomemory.tsv").read_text() == tsv
     assert not list(run.glob("*.tmp"))
-    store.export()
+    export(store)
     store.close()
     assert len((run / "certify_nomemory.tsv").read_text().splitlines()) == 1 + 5
 
@@ -253,20 +262,17 @@ def test_full_disk_while_creating_a_run_is_one_line(tmp_path, monkeypatch):
 
 
 def test_a_store_made_before_the_draws_column_reads_and_resumes(tmp_path):
-    from dataclasses import replace
-
     run = _make_run(tmp_path / "old", records=range(2))
     with sqlite3.connect(run / DB_NAME) as db:  # the records table as stores had it before --radii
         db.execute("ALTER TABLE records DROP COLUMN draws")
     store = RunStore.read(run)
-    assert [r.draws for r in store.records()] == [None, None]
-    assert [r.draws_spent for r in store.records()] == [100, 100]  # the sum of the counts
+    assert store.certificates().draws.tolist() == [100, 100]  # the sum of the counts
     store.close()
     store = RunStore.open(run, CONFIG, command="test", versions=VERSIONS)  # resume: the column is added
-    store.add_records([replace(_record(2), draws=170)])
-    assert [r.draws for r in store.records()] == [None, None, 170]
-    header, lines = store.views()["certify_nomemory.tsv"]  # raw records (no memory pass here)
-    assert header.split("\t")[-1] == "draws" and [line.split("\t")[-1] for line in lines] == [
+    store.add_certificates(Certificates.from_rows([_record(2, draws=170)]))
+    assert store.certificates().draws.tolist() == [100, 100, 170]
+    lines = views(store)["certify_nomemory.tsv"].splitlines()  # raw records (no memory pass here)
+    assert lines[0].split("\t")[-1] == "draws" and [line.split("\t")[-1] for line in lines[1:]] == [
         "100",
         "100",
         "170",

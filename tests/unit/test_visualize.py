@@ -310,8 +310,8 @@ def test_visualize_run_writes_figures_and_the_perturbation_is_sound(runs, tmp_pa
 
     # the perturbation against the stored certificate, read here from the store and the iso run's TSV
     store = RunStore.read(runs["ancer"])
-    record = {r.idx: r for r in store.records()}[0]
-    gap = {m.idx: m.gap for m in store.memory_records()}.get(0, record.gap)
+    record = {c.idx: c for c in store.certificates().rows()}[0]
+    gap = {c.idx: c.gap for c in store.memory_certificates().rows()}.get(0, record.gap)
     store.close()
     iso_tsv = load_results(runs["isotropic"])
     iso_radius = float(iso_tsv.radius[iso_tsv.columns["idx"] == 0][0])
@@ -320,7 +320,7 @@ def test_visualize_run_writes_figures_and_the_perturbation_is_sound(runs, tmp_pa
     assert np.linalg.norm((pert.d / theta).ravel(), ord=2) <= gap
     assert np.linalg.norm(pert.d.ravel(), ord=2) > max(iso_radius, theta.min() * gap)
     assert pert.check_seed != 0 and pert.check_n == 200  # fresh draws: the run used seed 0
-    assert pert.holds == (pert.check_prediction == record.predict)
+    assert pert.holds == (pert.check_prediction == record.prediction)
 
 
 def test_fixed_run_has_no_anisotropic_theta(runs, tmp_path):

@@ -19,13 +19,14 @@ steps one by one so that it can store the optimisation before certifying. Fallba
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .certificates import Certificates
 from .settings import FALLBACKS, Budget, SigmaSearch, ThetaSearch
-from .smooth import ABSTAIN, CertifyResult, Smoothed, certificate_from_counts, predicted_radius, theta_summary
+from .smooth import ABSTAIN, Smoothed, certificate_from_counts, predicted_radius, theta_summary
 
 __all__ = [
     "FALLBACKS",
@@ -47,7 +48,7 @@ class AncerResult:
 
     sigma: np.ndarray
     theta: np.ndarray
-    certificate: CertifyResult
+    certificate: Certificates
     fallback: np.ndarray
 
     def reported_theta(self) -> np.ndarray:
@@ -172,7 +173,7 @@ def optimise_theta_x(
 
 def certify_with_fallback(
     smoothed: Smoothed, x, idx, sigma, theta, budget: Budget, fallback: str = "both", iso_known=None
-) -> tuple[CertifyResult, np.ndarray]:
+) -> tuple[Certificates, np.ndarray]:
     """Steps 3-4: (the reported certificates, where the isotropic one was reported).
 
     sigma (B,), theta (B, *D). iso_known {idx: (cA, counts)}: isotropic certificates whose fresh counts
@@ -195,11 +196,11 @@ def certify_with_fallback(
         settle = np.where(iso.prediction == ABSTAIN, -1.0, iso.radius)
     aniso = _certify(smoothed, x, idx, theta, budget, alpha, settle_radius=settle, keep_ties=True)
     fell_back = aniso.radius < iso.radius  # at equal radius theta_x's region contains the ball
-    both = replace(_rows_where(fell_back, iso, aniso), draws=iso.draws + aniso.draws)
+    both = iso.where(fell_back, aniso).replace(draws=iso.draws + aniso.draws)
     return both, fell_back
 
 
-def _certify(smoothed, x, idx, theta, budget: Budget, alpha, select_counts=None, **extra) -> CertifyResult:
+def _certify(smoothed, x, idx, theta, budget: Budget, alpha, select_counts=None, **extra) -> Certificates:
     """CERTIFY at theta (Smoothed.certify_selected); select_counts: the selection draws, when counted."""
     if select_counts is None:
         select_counts = smoothed.selection_counts(x, theta, n0=budget.n0, seed=budget.seed, idx=idx)
@@ -250,12 +251,12 @@ def _select_then_certify(smoothed, x, idx, iso_theta, theta, budget: Budget, iso
                 ),
             )
         )
-    return _combine(B, parts), fell_back
+    return Certificates.combine(B, parts), fell_back
 
 
 def isotropic_certificates(
     smoothed, x, idx, iso_theta, budget: Budget, alpha, iso_known, select_counts=None
-) -> CertifyResult:
+) -> Certificates:
     """The isotropic certificates at sigma_x; those in iso_known are computed from their known counts.
     select_counts: the inputs' selection draws at sigma_x, when already drawn."""
     known = [k for k, i in enumerate(idx) if i in iso_known]
@@ -283,27 +284,4 @@ def isotropic_certificates(
             smoothed.noise, cA, np.zeros_like(counts), counts, budget.n, alpha, min_theta, geo_theta
         )
         parts.append((known, result))
-    return _combine(len(idx), parts)
-
-
-def _rows_where(mask: np.ndarray, first: CertifyResult, second: CertifyResult) -> CertifyResult:
-    """Row k of first where mask[k], else row k of second (results for the same B inputs)."""
-    out = {}
-    for name in CertifyResult.__dataclass_fields__:
-        a, b = getattr(first, name), getattr(second, name)
-        out[name] = np.where(mask.reshape(-1, *([1] * (a.ndim - 1))), a, b)
-    return CertifyResult(**out)
-
-
-def _combine(B: int, parts) -> CertifyResult:
-    """One CertifyResult for B inputs from results of subsets [(positions, result), ...]."""
-    if len(parts) == 1 and len(parts[0][0]) == B:
-        return parts[0][1]
-    out = {}
-    for name in CertifyResult.__dataclass_fields__:
-        first = getattr(parts[0][1], name)
-        values = np.zeros((B, *first.shape[1:]), dtype=first.dtype)
-        for positions, result in parts:
-            values[positions] = getattr(result, name)
-        out[name] = values
-    return CertifyResult(**out)
+    return Certificates.combine(len(idx), parts)

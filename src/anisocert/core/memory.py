@@ -33,8 +33,8 @@ import numpy as np
 
 from .._checks import check_int
 from ..errors import InputError, InvalidParameterError, UnknownNameError
-from . import regions
-from .certificates import ABSTAIN, MEMORY_CHANGED, MEMORY_STATUSES
+from . import certificates, regions
+from .certificates import ABSTAIN, MEMORY_CHANGED, MEMORY_STATUSES, Certificates, geometric_mean
 
 __all__ = ["ABSTAIN", "MemoryDecision", "CertificateMemory", "STATUSES", "ON_INSIDE"]
 
@@ -174,6 +174,34 @@ class CertificateMemory:
         self.add(center, theta, decision.gap, decision.prediction)
         self.status_counts[decision.status] += 1
         return decision
+
+    def certify_all(self, centers, certs: Certificates) -> Certificates:
+        """`certify` each certificate in order (centers: (B, dim) float64): the certificates memory reports,
+        with their status and conflicts (radii recomputed from the reported gap and the region's theta)."""
+        if not len(certs):
+            return certs
+        rows = []
+        for k, cert in enumerate(certs.rows()):
+            theta = cert.full_theta(self.dim)
+            decision = self.certify(centers[k], theta, cert.gap, cert.prediction)
+            gap = float(decision.gap) if decision.prediction != ABSTAIN else 0.0
+            geo = geometric_mean(theta)
+            rows.append((decision.prediction, gap, theta.min(), geo, decision.status, decision.conflicts))
+        prediction, gap, min_theta, geo, status, conflicts = (np.array(column) for column in zip(*rows))
+        return certs.replace(
+            prediction=prediction.astype(np.int64),
+            gap=gap.astype(np.float64),
+            radius=certificates.radius(min_theta, gap),
+            proxy_radius=certificates.proxy_radius(geo, gap),
+            geo_mean_theta=geo.astype(np.float64),
+            status=status,
+            conflicts=conflicts.astype(np.int64),
+        )
+
+    def replay(self, centers, certs: Certificates) -> None:
+        """`add` certificates exactly as they were reported (memory rebuilt on resume)."""
+        for k, cert in enumerate(certs.rows()):
+            self.add(centers[k], cert.full_theta(self.dim), cert.gap, cert.prediction)
 
     # -- steps of decide ------------------------------------------------------------------------------
 

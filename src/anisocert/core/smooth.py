@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from .. import _checks
-from . import certificates
 from .bounds import pA_lower as _pA_lower
 from .bounds import top_two_pvalue
-from .certificates import ABSTAIN
+from .certificates import ABSTAIN, Certificates
 from .noise import NoiseFamily, get_noise
 from .sampling import Phase, count_predictions
 from .sequential import LookSchedule, parse_radii, run_looks
@@ -20,7 +17,7 @@ from .settings import RADII_ON
 __all__ = [
     "ABSTAIN",
     "RADII_ON",
-    "CertifyResult",
+    "Certificates",
     "Smoothed",
     "certificate_from_counts",
     "predicted_radius",
@@ -29,33 +26,6 @@ __all__ = [
     "base_forward",
     "theta_summary",
 ]
-
-
-@dataclass(frozen=True)
-class CertifyResult:
-    """Per-input outcome of CERTIFY for B inputs (numpy arrays of length B, float64, never rounded).
-
-    prediction is ABSTAIN (-1) when pA_lower < 1/2, and then gap = radius = proxy_radius = 0.
-    The region is {d : ||d / theta||_p <= gap}; radius = min(theta) * gap is the largest isotropic
-    ball inside it, proxy_radius = gap * exp(mean(log theta)) the radius of the ball of equal volume.
-    """
-
-    prediction: np.ndarray
-    pA_lower: np.ndarray
-    gap: np.ndarray
-    radius: np.ndarray
-    proxy_radius: np.ndarray
-    min_theta: np.ndarray
-    geo_mean_theta: np.ndarray
-    counts_select: np.ndarray  # (B, C) the n0 selection draws
-    counts: np.ndarray  # (B, C) the fresh estimation draws (rows sum to n unless stopped early)
-    draws: np.ndarray  # (B,) estimation draws spent on the input (ancer 'both': of both certificates)
-
-    @property
-    def drawn(self) -> np.ndarray:
-        """Estimation draws behind this certificate: n, or fewer where an early or sequential stop
-        settled the outcome."""
-        return self.counts.sum(axis=1)
 
 
 def theta_summary(theta: torch.Tensor, batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +85,7 @@ class Smoothed:
         early_stop: bool = True,
         radii=None,
         radii_on: str = "radius",
-    ) -> CertifyResult:
+    ) -> Certificates:
         """CERTIFY for each input: with probability >= 1 - alpha over the n fresh draws (per input),
         if the prediction is not ABSTAIN then g(x + d) = prediction for every d in the region.
 
@@ -132,21 +102,24 @@ class Smoothed:
         whatever the stopping look. The early stop does not apply.
         """
         n0, n, alpha = _checks.check_budget(n0, n, alpha)
+        if radii is not None:  # sequential: the selection draws, then the fresh draws in rounds
+            select = self.selection_counts(x, theta, n0=n0, seed=seed, idx=idx)
+            return self.certify_selected(
+                x, theta, select, n=n, alpha=alpha, seed=seed, idx=idx, radii=radii, radii_on=radii_on
+            )
+        x, theta, idx = self._prepare(x, theta, idx)
+        common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
         # 1. n0 selection draws choose the candidate class cA
-        select = self.selection_counts(x, theta, n0=n0, seed=seed, idx=idx)
-        # 2.-4. n fresh draws (another stream) bound pA; abstain below 1/2, else the region's gap
-        return self.certify_selected(
-            x,
-            theta,
-            select,
-            n=n,
-            alpha=alpha,
-            seed=seed,
-            idx=idx,
-            early_stop=early_stop,
-            radii=radii,
-            radii_on=radii_on,
-        )
+        select = count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
+        cA = select.argmax(dim=1)
+        # 2. n fresh draws (another stream) count how often f returns cA; stop once abstaining is settled
+        min_theta, geo_theta = theta_summary(theta, x.shape[0])
+        stop = settling_misses(self.noise, n, alpha, min_theta) if early_stop else None
+        kw = dict(num_classes=select.shape[1], target=cA, stop_misses=stop, **common)
+        counts = count_predictions(self.model, self.noise, x, theta, n, phase=Phase.ESTIMATE, **kw)
+        # 3.-4. one-sided Clopper-Pearson bound on pA; abstain below 1/2, else the region's gap
+        args = (cA.cpu().numpy(), select.cpu().numpy(), counts.cpu().numpy(), n, alpha, min_theta, geo_theta)
+        return certificate_from_counts(self.noise, *args)
 
     def certify_selected(
         self,
@@ -164,7 +137,7 @@ class Smoothed:
         settle_radius=None,
         keep_ties: bool = False,
         schedule=None,
-    ) -> CertifyResult:
+    ) -> Certificates:
         """Steps 2-4 of CERTIFY for inputs whose n0 selection draws are counted already
         (``selection_counts`` (B, C): they choose cA, never the bound). Same guarantee as ``certify``.
 
@@ -191,22 +164,12 @@ class Smoothed:
                 x, theta, cA, select.shape[1], radii, scale, settle_radius, schedule, n, alpha, common
             )
             counts, n, alpha = seq.counts, seq.n, seq.alpha
-        else:  # 2. n fresh draws count how often f returns cA
+        else:  # 2. n fresh draws count how often f returns cA, until the outcome or the comparison is settled
             stop = None
             if early_stop or settle_radius is not None:
                 stop = settling_misses(self.noise, n, alpha, min_theta, settle_radius, keep_ties=keep_ties)
-            counts = count_predictions(
-                self.model,
-                self.noise,
-                x,
-                theta,
-                n,
-                phase=Phase.ESTIMATE,
-                num_classes=select.shape[1],
-                target=None if stop is None else cA,
-                stop_misses=stop,
-                **common,
-            )
+            kw = dict(num_classes=select.shape[1], target=cA, stop_misses=stop, **common)
+            counts = count_predictions(self.model, self.noise, x, theta, n, phase=Phase.ESTIMATE, **kw)
             counts = counts.cpu().numpy()
         # 3.-4. one-sided Clopper-Pearson bound on pA; abstain below 1/2, else the gap
         args = (cA.cpu().numpy(), select.cpu().numpy(), counts, n, alpha, min_theta, geo_theta)
@@ -283,7 +246,7 @@ class Smoothed:
 
 def certificate_from_counts(
     noise: NoiseFamily, cA, counts_select, counts, n: int, alpha: float, min_theta, geo_theta
-) -> CertifyResult:
+) -> Certificates:
     """Steps 3-4 of CERTIFY from the counts: one-sided Clopper-Pearson bound on pA, abstain below 1/2,
     else the noise family's gap. counts (B, C) are the fresh draws of a budget of n (fewer where an
     early stop settled the outcome: the undrawn count as misses)."""
@@ -292,17 +255,15 @@ def certificate_from_counts(
     lower = _pA_lower(nA, n, alpha)
     certified = lower >= 0.5
     gap = np.where(certified, noise.gap(np.where(certified, lower, 0.5)), 0.0)
-    return CertifyResult(
-        prediction=np.where(certified, cA, ABSTAIN).astype(np.int64),
-        pA_lower=lower,
-        gap=gap,
-        radius=certificates.radius(min_theta, gap),
-        proxy_radius=certificates.proxy_radius(geo_theta, gap),
-        min_theta=min_theta,
-        geo_mean_theta=geo_theta,
-        counts_select=np.asarray(counts_select),
-        counts=np.asarray(counts),
-        draws=np.asarray(counts).sum(axis=1),
+    counts = np.asarray(counts)
+    return Certificates.from_gap(
+        np.where(certified, cA, ABSTAIN),
+        lower,
+        gap,
+        min_theta,
+        geo_theta,
+        counts,
+        counts_select=counts_select,
     )
 
 

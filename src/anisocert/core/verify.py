@@ -29,8 +29,9 @@ import scipy.sparse as sp
 from scipy.optimize import brentq, linprog
 
 from ..errors import InputError, InvalidParameterError, UnknownNameError
+from .certificates import Certificates
 
-__all__ = ["VerifyReport", "verify_regions"]
+__all__ = ["VerifyReport", "verify_certificates", "verify_regions"]
 
 _ABSTAIN = -1
 _LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
@@ -87,6 +88,14 @@ def verify_regions(centers, thetas, gaps, predictions, norm: str, *, tol: float 
         if g < 1.0 - tol:
             conflicts.append((i, j))
     return VerifyReport(conflicts, len(pairs), int(foreign.sum()), tol, depths)
+
+
+def verify_certificates(certs: Certificates, centers, norm: str, *, tol: float = 1e-9) -> VerifyReport:
+    """`verify_regions` on the regions of a run's certificates (theta, or sigma where isotropic) around
+    their inputs, centers (M, dim)."""
+    centers = np.asarray(centers, dtype=np.float64)
+    thetas = certs.theta_rows(centers.shape[1]) if len(certs) else np.zeros_like(centers)
+    return verify_regions(centers, thetas, certs.gap, certs.prediction, norm, tol=tol)
 
 
 def _validate(centers, thetas, gaps, predictions, norm, tol):

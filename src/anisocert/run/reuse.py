@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.certificates import Certificate
 from ..errors import InputError
 from .config import CertifyConfig
-from .records import Record
 from .store import RunStore
 
 __all__ = ["Reused", "load_reused"]
@@ -43,11 +43,11 @@ _COUNT_FIELDS = ("n0", "n")
 @dataclass
 class Reused:
     """What a run takes from another: optimisation rows (RunStore.optimised() layout, theta may be None
-    when only sigma is reusable) and isotropic records whose counts can serve as the fallback."""
+    when only sigma is reusable) and isotropic certificates whose counts can serve as the fallback."""
 
     source: Path | None = None
     optimised: dict = field(default_factory=dict)
-    iso_records: dict[int, Record] = field(default_factory=dict)
+    iso_records: dict[int, Certificate] = field(default_factory=dict)
 
     def rows_for(self, indices, have: dict, need_theta: bool) -> list[tuple]:
         """Complete optimisation rows for inputs we do not have yet (ready for RunStore.add_optimised)."""
@@ -72,7 +72,7 @@ def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
     try:
         other, have_model = source.config, source.meta().get("model_sha256", "")
         optimised = source.optimised()
-        records = {r.idx: r for r in source.records()} if other.method == "isotropic" else {}
+        records = {c.idx: c for c in source.certificates().rows()} if other.method == "isotropic" else {}
     finally:
         source.close()
     if config.method == "fixed":
@@ -114,7 +114,7 @@ def _require_same(config: CertifyConfig, other: CertifyConfig, names) -> None:
         )
 
 
-def _full_counts(records: dict[int, Record], n: int) -> dict[int, Record]:
+def _full_counts(records: dict[int, Certificate], n: int) -> dict[int, Certificate]:
     """Records whose counts stand for the full n draws: all n drawn, or an early-stopped abstention
     (abstaining at alpha, it abstains at alpha/2 too whatever the undrawn draws were)."""
-    return {i: r for i, r in records.items() if int(np.sum(r.counts)) == n or r.predict < 0}
+    return {i: r for i, r in records.items() if int(np.sum(r.counts)) == n or r.prediction < 0}

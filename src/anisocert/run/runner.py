@@ -15,15 +15,14 @@ import numpy as np
 import torch
 
 from .. import _checks
-from ..core import certificates
-from ..core.certificates import ABSTAIN, MEMORY_CHANGED
+from ..core.certificates import ABSTAIN, MEMORY_CHANGED, Certificate, Certificates
 from ..core.noise import get_noise
 from ..errors import InputError
 from .config import CertifyConfig
 from .progress import Progress
-from .records import MemoryRecord, Record
 from .reuse import load_reused
 from .store import RunStore, versions
+from .views import export
 from .worker import ChunkWorker
 
 __all__ = ["certify_dataset", "RunSummary", "check_model_fits", "verify_run"]
@@ -93,11 +92,7 @@ def certify_dataset(
         raise InputError("optimize chooses noise per input: use --method isotropic or ancer")
     distributed = config.workers > 1 or bool(config.ray_address)
     if distributed:  # fail before loading anything when Ray is missing or the address is dead
-        from .distributed import check_address, import_ray
-
-        import_ray()
-        if config.ray_address:
-            check_address(config.ray_address)
+        _check_ray(config.ray_address)
     config, loaded, data, device, indices = _load(config, model, dataset, distributed)
     store = RunStore.open(out, config, command=command, versions=versions())
     memory = None
@@ -105,42 +100,49 @@ def certify_dataset(
         reused = load_reused(config, config.model_sha256)
         worker = ChunkWorker(config, loaded.module, data, device, reused=reused)
         memory = _MemoryCertifier(config, data, store) if config.uses_memory and not optimise_only else None
-        records = {r.idx: r for r in store.records()}
-        pending, optimised = _pending(config, indices, records, store, reused, optimise_only)
+        done = {cert.idx: cert for cert in store.certificates().rows()}
+        pending, optimised = _pending(config, indices, done, store, reused, optimise_only)
         step = config.inputs_per_batch
         chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
         with Progress(progress, len(indices), len(indices) - len(pending)) as bar:
             worker.on_phase = bar.phase
-            if memory is not None:
-                memory.advance(indices, records, bar)
-            if distributed and chunks:  # workers return optimisation rows and records; this process commits
-                from .distributed import certify_chunks, ray_cluster
-
+            commit = _Commit(store, done, memory, indices, bar)
+            if (
+                distributed and chunks
+            ):  # workers return optimisation rows and certificates; this process commits
                 bar.phase("Ray workers")
-                with ray_cluster(config.workers, config.ray_address):
-                    done = certify_chunks(
-                        config,
-                        chunks,
-                        optimised,
-                        model=model,
-                        dataset=dataset,
-                        reused=reused,
-                        certify=not optimise_only,
-                    )
-                    _commit(done, store, records, memory, indices, bar)
-            else:
-                done = _in_process(worker, chunks, optimised, store, certify=not optimise_only)
-                _commit(done, store, records, memory, indices, bar)
+                _on_ray(config, chunks, optimised, model, dataset, reused, optimise_only, commit)
+            for chunk in [] if distributed else chunks:  # optimisation rows are committed before certifying
+                known = {i: optimised[i] for i in chunk if i in optimised}
+                commit(chunk, [], worker.run(chunk, known, store.add_optimised, not optimise_only)[1])
     finally:
         try:
-            files = store.export()
-            summary = store.summary()
-            summary["optimised"] = len(store.optimised())
+            files = export(store)
+            summary = {**store.summary(), "optimised": len(store.optimised())}
         finally:  # closed (checkpointed, no -wal/-shm left) even when the views cannot be written
             store.close()
     if memory is not None:
         summary["memory_seconds"] = memory.seconds  # the driver's sequential share of the run
     return RunSummary(Path(out), summary, files, optimised_only=optimise_only)
+
+
+def _check_ray(address: str | None) -> None:
+    """Ray is installed, and the cluster at address (if given) answers."""
+    from .distributed import check_address, import_ray
+
+    import_ray()
+    if address:
+        check_address(address)
+
+
+def _on_ray(config, chunks, optimised, model, dataset, reused, optimise_only: bool, commit) -> None:
+    """Certify the chunks on Ray workers, committing each as it comes back."""
+    from .distributed import certify_chunks, ray_cluster
+
+    with ray_cluster(config.workers, config.ray_address):
+        kw = dict(model=model, dataset=dataset, reused=reused, certify=not optimise_only)
+        for chunk, new_optimised, certs in certify_chunks(config, chunks, optimised, **kw):
+            commit(chunk, new_optimised, certs)
 
 
 def _load(config: CertifyConfig, model, dataset, distributed: bool):
@@ -163,9 +165,9 @@ def _load(config: CertifyConfig, model, dataset, distributed: bool):
     return config, loaded, dataset, device, [int(i) for i in selected]
 
 
-def _pending(config: CertifyConfig, indices, records: dict, store: RunStore, reused, optimise_only: bool):
+def _pending(config: CertifyConfig, indices, done: dict, store: RunStore, reused, optimise_only: bool):
     """(the inputs still to do, in order; the stored optimisation results), after taking what --reuse gives."""
-    pending = [int(i) for i in indices if int(i) not in records]
+    pending = [int(i) for i in indices if int(i) not in done]
     store.add_optimised(reused.rows_for(pending, store.optimised(), need_theta=config.method == "ancer"))
     optimised = store.optimised()
     if optimise_only:
@@ -173,24 +175,22 @@ def _pending(config: CertifyConfig, indices, records: dict, store: RunStore, reu
     return pending, optimised
 
 
-def _in_process(worker: ChunkWorker, chunks, optimised: dict, store: RunStore, *, certify: bool):
-    """(chunk, [], records) per chunk, worked in this process; the optimisation rows are committed inside
-    worker.run, before certification (a crash in certification keeps them)."""
-    for chunk in chunks:
-        known = {i: optimised[i] for i in chunk if i in optimised}
-        yield chunk, [], worker.run(chunk, known, store.add_optimised, certify)[1]
+class _Commit:
+    """Stores each finished chunk, then advances memory-based certification as far as it can go."""
 
+    def __init__(self, store: RunStore, done: dict, memory, indices, bar):
+        self.store, self.done, self.memory, self.indices, self.bar = store, done, memory, indices, bar
+        if memory is not None:  # memory rebuilt, and the stored certificates it has not seen processed
+            memory.advance(indices, done, bar)
 
-def _commit(done, store: RunStore, records: dict, memory, indices, bar) -> None:
-    """Store each finished chunk, then advance memory-based certification as far as it can go."""
-    for chunk, new_optimised, new in done:
-        if new_optimised:
-            store.add_optimised(new_optimised)
-        store.add_records(new)
-        records.update((r.idx, r) for r in new)
-        if memory is not None:
-            memory.advance(indices, records, bar)
-        bar(len(chunk))
+    def __call__(self, chunk: list[int], new_optimised: list, certs: Certificates | None) -> None:
+        self.store.add_optimised(new_optimised)
+        if certs is not None:
+            self.store.add_certificates(certs)
+            self.done.update((cert.idx, cert) for cert in certs.rows())
+            if self.memory is not None:
+                self.memory.advance(self.indices, self.done, self.bar)
+        self.bar(len(chunk))
 
 
 class _MemoryCertifier:
@@ -203,9 +203,9 @@ class _MemoryCertifier:
         self.memory_done: set[int] = set()
         self.seconds = 0.0  # time spent in advance: the driver's sequential share of the run
 
-    def advance(self, order: Sequence[int], records: dict[int, Record], bar=None) -> None:
-        """Process raw records in the recorded order, as far as they are contiguous from the start
-        (timed into ``seconds``; ``bar`` hears the phase).
+    def advance(self, order: Sequence[int], done: dict[int, Certificate], bar=None) -> None:
+        """Process the raw certificates in the recorded order, as far as they are contiguous from the
+        start (timed into ``seconds``; ``bar`` hears the phase).
 
         On the first call the memory is rebuilt by replaying the stored (reported) regions.
         """
@@ -213,62 +213,38 @@ class _MemoryCertifier:
         if bar is not None:
             bar.phase("memory")
         try:
-            self._advance(order, records)
+            self._advance(order, done)
         finally:
             self.seconds += time.perf_counter() - t0
 
-    def _advance(self, order: Sequence[int], records: dict[int, Record]) -> None:
+    def _advance(self, order: Sequence[int], done: dict[int, Certificate]) -> None:
         from ..core.memory import CertificateMemory
 
-        dim = int(np.prod(self.dataset.input_shape))
         if self.memory is None:
+            dim = int(np.prod(self.dataset.input_shape))
             self.memory = CertificateMemory(self.noise.norm, dim, on_inside=self.config.on_inside)
-            stored = self.store.memory_records()
-            self.memory_done = {m.idx for m in stored}
-            replay = [m for m in stored if m.predict != ABSTAIN and m.gap > 0]
-            for part in _batches(replay, 256):
-                for m, center in zip(part, self._centers([m.idx for m in part])):
-                    self.memory.add(center, _theta_of(records[m.idx], dim), m.gap, m.predict)
+            stored = self.store.memory_certificates()
+            self.memory_done = set(stored.idx.tolist())
+            for part in _batches(list(range(len(stored))), 256):
+                replay = stored.take(part)
+                self.memory.replay(self._centers(replay.idx), replay)
         todo = []
         for i in order:
             if i in self.memory_done:
                 continue
-            if i not in records:
+            if i not in done:
                 break
             todo.append(i)
         for part in _batches(todo, 256):
-            rows = []
-            for i, center in zip(part, self._centers(part)):
-                r = records[i]
-                theta = _theta_of(r, dim)
-                decision = self.memory.certify(center, theta, r.gap, r.predict)
-                gap = float(decision.gap) if decision.prediction != ABSTAIN else 0.0
-                geo = float(np.exp(np.mean(np.log(theta))))  # as smooth.theta_summary, in float64
-                rows.append(
-                    MemoryRecord(
-                        seq=len(self.memory_done) + len(rows),
-                        idx=i,
-                        predict=int(decision.prediction),
-                        gap=gap,
-                        radius=float(certificates.radius(theta.min(), gap)),
-                        radius_proxy=float(certificates.proxy_radius(geo, gap)),
-                        correct=int(decision.prediction == r.label),
-                        status=decision.status,
-                        conflicts=int(decision.conflicts),
-                    )
-                )
-            self.store.add_memory(rows)
+            reported = self.memory.certify_all(
+                self._centers(part), Certificates.from_rows([done[i] for i in part])
+            )
+            self.store.add_memory(reported, first_seq=len(self.memory_done))
             self.memory_done.update(part)
 
-    def _centers(self, idx: list[int]) -> np.ndarray:
+    def _centers(self, idx) -> np.ndarray:
         """Flattened float64 inputs: the centres of their regions."""
-        return self.dataset.get(np.asarray(idx)).reshape(len(idx), -1).double().numpy()
-
-
-def _theta_of(record: Record, dim: int) -> np.ndarray:
-    if record.theta is not None:
-        return record.theta.astype(np.float64)
-    return np.full(dim, float(record.sigma))
+        return self.dataset.get(np.asarray(idx, dtype=np.int64)).reshape(len(idx), -1).double().numpy()
 
 
 def _batches(items: list, size: int):
@@ -309,43 +285,37 @@ class VerifyOutcome:
 def verify_run(run_dir, *, dataset=None, raw: bool = True) -> VerifyOutcome:
     """Check independently, over all pairs, that no two reported regions with different predictions
     intersect (verify.py shares no code path with memory.py). Also checks the raw certificates."""
-    from ..core.verify import verify_regions
+    from ..core.verify import verify_certificates
     from ..data import load_data
 
     store = RunStore.read(run_dir)
     try:
         config = store.config
         dataset = dataset if dataset is not None else load_data(config.data, config.split)
-        records = store.records()
-        memory = {m.idx: m for m in store.memory_records()}
+        issued = store.certificates()
         norm = get_noise(config.noise).norm
         dim = int(np.prod(dataset.input_shape))
-        idx = [r.idx for r in records]
+        idx = issued.idx.tolist()
         centers = (
-            dataset.get(np.asarray(idx, dtype=np.int64)).reshape(len(idx), -1).double().numpy()
-            if idx
-            else np.zeros((0, dim))
+            dataset.get(issued.idx).reshape(len(idx), -1).double().numpy() if idx else np.zeros((0, dim))
         )
-        thetas = np.stack([_theta_of(r, dim) for r in records]) if idx else np.zeros((0, dim))
-        raw_gaps = np.array([r.gap for r in records])
-        raw_pred = np.array([r.predict for r in records])
-        if config.uses_memory:
-            gaps = np.array([memory[i].gap if i in memory else 0.0 for i in idx])
-            pred = np.array([memory[i].predict if i in memory else ABSTAIN for i in idx])
-        else:
-            gaps, pred = raw_gaps, raw_pred
-        final = verify_regions(centers, thetas, gaps, pred, norm)
-        before = (
-            verify_regions(centers, thetas, raw_gaps, raw_pred, norm) if raw and config.uses_memory else None
-        )
-        changed = sum(m.status in MEMORY_CHANGED for m in memory.values())
+        final = issued
+        if config.uses_memory:  # the reported certificates; an input memory has not processed abstains
+            reported = store.memory_certificates("idx")
+            at = np.searchsorted(issued.idx, reported.idx)
+            prediction, gap = np.full(len(idx), ABSTAIN), np.zeros(len(idx))
+            prediction[at], gap[at] = reported.prediction, reported.gap
+            final = issued.replace(prediction=prediction, gap=gap, status=None)
+        report = verify_certificates(final, centers, norm)
+        before = verify_certificates(issued, centers, norm) if raw and config.uses_memory else None
+        changed = int(np.sum(np.isin(reported.status, MEMORY_CHANGED))) if config.uses_memory else 0
         return VerifyOutcome(
             Path(run_dir),
-            int(np.sum(pred != ABSTAIN)),
-            [(idx[i], idx[j]) for i, j in final.conflicts],
+            int(np.sum(final.prediction != ABSTAIN)),
+            [(idx[i], idx[j]) for i, j in report.conflicts],
             None if before is None else [(idx[i], idx[j]) for i, j in before.conflicts],
             changed,
-            final.pairs_checked,
+            report.pairs_checked,
         )
     finally:
         store.close()

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.certificates import MEMORY_CHANGED
+from ..core.certificates import MEMORY_CHANGED, Certificates
 from ..errors import AnisocertError, RunStoreError, one_line
 from ._sqlite import is_empty_database, open_for_writing, open_read_only, write_error
 from .config import CertifyConfig
-from .records import MemoryRecord, Record, blob, unblob
+from .records import MEMORY_COLUMNS, RECORD_COLUMNS, blob, from_records, memory_rows, record_rows, unblob
 
-__all__ = ["RunStore", "Record", "MemoryRecord", "DB_NAME"]
+__all__ = ["RunStore", "DB_NAME"]
 
 DB_NAME = "run.sqlite"
 SCHEMA_VERSION = 1
@@ -239,126 +239,62 @@ class RunStore:
         rows = self._rows("SELECT idx, sigma, theta, sigma_time, theta_time FROM optimised")
         return {i: (s, unblob(t), a, b) for i, s, t, a, b in rows}
 
-    # -- raw records -----------------------------------------------------------------------------
-    def add_records(self, records: list[Record]) -> None:
-        """Commit a batch of raw certificates in one transaction."""
-        if not records:  # nothing to save: the store is not touched
+    # -- certificates ----------------------------------------------------------------------------
+    def add_certificates(self, certs: Certificates) -> None:
+        """Commit a batch of raw certificates (with the run's context: idx, label, sigma...) in one
+        transaction."""
+        if not len(certs):  # nothing to save: the store is not touched
             return
-        with self._saving(f"the certificates of {len(records)} inputs"):
+        with self._saving(f"the certificates of {len(certs)} inputs"):
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
             if "draws" not in columns:  # a store made before the draws column, resumed: add it
                 self.db.execute("ALTER TABLE records ADD COLUMN draws INTEGER")
             self.db.executemany(
-                "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        r.idx,
-                        r.label,
-                        r.predict,
-                        r.radius,
-                        r.radius_proxy,
-                        r.correct,
-                        r.min_sigma,
-                        r.time,
-                        r.pA_lower,
-                        r.gap,
-                        json.dumps(list(map(int, r.counts))),
-                        r.sigma,
-                        blob(r.theta),
-                        r.fallback,
-                        r.opt_time,
-                        r.draws,
-                    )
-                    for r in records
-                ],
+                f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join('?' * 16)})",
+                record_rows(certs),
             )
 
     def done(self) -> set[int]:
         return {i for (i,) in self._rows("SELECT idx FROM records")}
 
-    def records(self) -> list[Record]:
-        rows = self._rows("SELECT * FROM records ORDER BY idx")
-        return [
-            Record(
-                idx=r[0],
-                label=r[1],
-                predict=r[2],
-                radius=r[3],
-                radius_proxy=r[4],
-                correct=r[5],
-                min_sigma=r[6],
-                time=r[7],
-                pA_lower=r[8],
-                gap=r[9],
-                counts=tuple(json.loads(r[10])),
-                sigma=r[11],
-                theta=unblob(r[12]),
-                fallback=r[13],
-                opt_time=r[14],
-                draws=r[15] if len(r) > 15 else None,
-            )
-            for r in rows
-        ]
+    def certificates(self) -> Certificates:
+        """The raw certificates (before memory), by index."""
+        return from_records(self._rows(f"SELECT {self._record_columns()} FROM records r ORDER BY idx"))
 
-    # -- memory-based records --------------------------------------------------------------------
-    def add_memory(self, rows: list[MemoryRecord]) -> None:
-        if not rows:  # nothing to save: the store is not touched
+    def add_memory(self, certs: Certificates, first_seq: int) -> None:
+        """Commit memory-based certificates, the k-th processed as number first_seq + k."""
+        if not len(certs):  # nothing to save: the store is not touched
             return
-        with self._saving(f"the memory-based certificates of {len(rows)} inputs"):
+        with self._saving(f"the memory-based certificates of {len(certs)} inputs"):
             self.db.executemany(
-                "INSERT INTO memory VALUES (?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        m.seq,
-                        m.idx,
-                        m.predict,
-                        m.gap,
-                        m.radius,
-                        m.radius_proxy,
-                        m.correct,
-                        m.status,
-                        m.conflicts,
-                    )
-                    for m in rows
-                ],
+                "INSERT INTO memory VALUES (?,?,?,?,?,?,?,?,?)", memory_rows(certs, first_seq)
             )
 
-    def memory_records(self) -> list[MemoryRecord]:
-        rows = self._rows("SELECT * FROM memory ORDER BY seq")
-        return [MemoryRecord(*r) for r in rows]
+    def memory_certificates(self, order: str = "seq") -> Certificates:
+        """The memory-based certificates: in the order memory processed them ("seq"), or by "idx"."""
+        columns = self._record_columns()
+        outcome = ", ".join(f"m.{c}" for c in MEMORY_COLUMNS)
+        return from_records(
+            self._rows(
+                f"SELECT {columns}, {outcome} FROM memory m JOIN records r ON r.idx = m.idx ORDER BY m.{order}"
+            )
+        )
 
-    # -- views -----------------------------------------------------------------------------------
-    def export(self) -> list[Path]:
-        """Write certify.tsv (memory-based when memory is on), certify_nomemory.tsv and run.json.
+    def _record_columns(self) -> str:
+        """RECORD_COLUMNS of table ``records r``; NULL draws in a store made before that column."""
+        stored = {row[1] for row in self._rows("PRAGMA table_info(records)")}
+        return ", ".join(f"r.{c}" if c in stored else f"NULL AS {c}" for c in RECORD_COLUMNS)
 
-        Every run directory has the three files: without memory (fixed sigma, --no-memory) the raw
-        certificates are the reported ones and the two TSV files are the same.
-
-        Each file is replaced atomically; a full disk leaves the previous views and is one line.
-        """
-        try:
-            return self._export()
-        except OSError as err:
-            raise write_error(self.run_dir, "the views (certify.tsv, run.json)", err) from None
-
-    def _export(self) -> list[Path]:
-        from .views import write_lines
-
-        return [write_lines(self.run_dir / name, *text) for name, text in self.views().items()]
-
-    def views(self) -> dict[str, tuple[str, list[str]]]:
-        """{file name: (header, lines)} of certify.tsv, certify_nomemory.tsv and run.json, computed from the
-        stored records (run/views.py; report reads a run directory through these, never the files)."""
-        from .views import views
-
-        return views(self)
+    def reported(self) -> Certificates:
+        """The certificates the run reports, by index: memory-based when memory is on, else the raw ones."""
+        return self.memory_certificates("idx") if self.config.uses_memory else self.certificates()
 
     def summary(self) -> dict:
         """Run metadata and counts, for reports (written to run.json)."""
         meta = self.meta()
         config = json.loads(meta["config"])
-        records = self.records()
-        memory = self.memory_records()
+        raw = self.certificates()
+        statuses = [status for (status,) in self._rows("SELECT status FROM memory")]
         label = config.get("label") or f"{config['method']} {config['noise']} sigma={config['sigma']}"
         return {
             "label": label,
@@ -369,13 +305,13 @@ class RunStore:
             "certificate_alpha": self.config.effective_alpha,
             "versions": json.loads(meta.get("versions", "{}")),
             "command": meta.get("command", ""),
-            "inputs": len(records),
-            "abstained": sum(r.predict < 0 for r in records),
-            "fallbacks": sum(r.fallback for r in records),
-            "memory_changed": sum(m.status in MEMORY_CHANGED for m in memory),
-            "memory_processed": len(memory),
-            "mean_draws": float(np.mean([r.draws_spent for r in records])) if records else 0.0,
-            "mean_time": float(np.mean([r.time for r in records])) if records else 0.0,
+            "inputs": len(raw),
+            "abstained": int(np.sum(raw.prediction < 0)),
+            "fallbacks": int(np.sum(raw.fallback)),
+            "memory_changed": sum(status in MEMORY_CHANGED for status in statuses),
+            "memory_processed": len(statuses),
+            "mean_draws": float(np.mean(raw.draws)) if len(raw) else 0.0,
+            "mean_time": float(np.mean(raw.time)) if len(raw) else 0.0,
             **({"looks": self.config.schedule.to_dict()} if self.config.radii is not None else {}),
         }
 

@@ -12,9 +12,8 @@ import torch
 
 from ..core.ancer import certify_with_fallback, optimise_sigma_x, optimise_theta_x
 from ..core.noise import get_noise
-from ..core.smooth import CertifyResult, Smoothed
+from ..core.smooth import Smoothed
 from .config import CertifyConfig
-from .records import Record
 from .reuse import Reused, load_reused
 
 __all__ = ["ChunkWorker", "OptimisedRow"]
@@ -50,25 +49,52 @@ class ChunkWorker:
         self.reused = reused if reused is not None else load_reused(config, config.model_sha256)
         self.on_phase = _quiet  # told "sigma search", "theta search", "certification" (the run's progress)
 
-    def run(
-        self, chunk: list[int], known: dict, commit_optimised=None, certify: bool = True
-    ) -> tuple[list, list[Record]]:
-        """(new optimisation rows, records) for the chunk. ``known`` maps idx -> stored optimisation
-        result (RunStore.optimised() values); the missing ones are optimised here and handed to
-        ``commit_optimised`` before certification starts (so a crash in certification keeps them).
-        certify False: optimise only (no records)."""
+    def run(self, chunk: list[int], known: dict, commit_optimised=None, certify: bool = True):
+        """(new optimisation rows, the chunk's Certificates or None) for the chunk. ``known`` maps idx ->
+        stored optimisation result (RunStore.optimised() values); the missing ones are optimised here and
+        handed to ``commit_optimised`` before certification starts (so a crash in certification keeps
+        them). certify False: optimise only.
+
+        Certification uses fresh draws: the fixed sigma or sigma_x alone (Smoothed.certify), or theta_x
+        with the ANCER fallback (core/ancer.py)."""
+        c = self.config
         x = self.dataset.get(np.asarray(chunk)).to(self.device, torch.float32)
         new: list = []
-        if self.config.method != "fixed":
+        if c.method != "fixed":
             todo = [k for k, i in enumerate(chunk) if i not in known]
             if todo:
                 new = self.optimise([chunk[k] for k in todo], x[todo])
                 if commit_optimised is not None:
                     commit_optimised(new)
                 known = {**known, **{row[0]: row[1:] for row in new}}
-        if certify:
-            self.on_phase("certification")
-        return new, self.certify(chunk, x, known) if certify else []
+        if not certify:
+            return new, None
+        self.on_phase("certification")
+        sigma, theta, opt_time = self.noise_scales(chunk, x, known)
+        t0 = time.perf_counter()
+        if theta is None:
+            iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
+            b = c.budget
+            kw = dict(n0=b.n0, n=b.n, alpha=b.alpha, seed=b.seed, early_stop=b.early_stop, radii=b.radii)
+            certs = self.smoothed.certify(x, iso_theta, idx=chunk, **kw)
+            fallback = np.zeros(len(chunk), dtype=bool)
+        else:
+            certs, fallback = certify_with_fallback(
+                self.smoothed, x, chunk, sigma, theta, c.budget, c.fallback, self._iso_known()
+            )
+        elapsed = (time.perf_counter() - t0) / len(chunk)
+        reported = (
+            None if theta is None else tuple(None if f else t.reshape(-1) for f, t in zip(fallback, theta))
+        )
+        return new, certs.replace(
+            idx=np.asarray(chunk, dtype=np.int64),
+            label=np.asarray(self.dataset.labels[np.asarray(chunk)], dtype=np.int64),
+            sigma=np.asarray(sigma, dtype=np.float64),
+            theta=reported,
+            fallback=fallback.astype(np.int64),
+            time=np.full(len(chunk), elapsed),
+            opt_time=np.asarray(opt_time, dtype=np.float64),
+        )
 
     # -- theta -----------------------------------------------------------------------------------
     def noise_scales(self, chunk: list[int], x: torch.Tensor, known: dict):
@@ -117,72 +143,9 @@ class ChunkWorker:
             theta_time = (time.perf_counter() - t1) / B
         return [(i, float(sigma[k]), thetas[k], float(sigma_time[k]), theta_time) for k, i in enumerate(idx)]
 
-    # -- certification ---------------------------------------------------------------------------
-    def certify(self, chunk: list[int], x: torch.Tensor, known: dict) -> list[Record]:
-        """Certify with fresh draws: sigma (fixed or sigma_x) alone, or the ANCER steps 3-4 (core/ancer.py)."""
-        c = self.config
-        labels = self.dataset.labels[np.asarray(chunk)]
-        sigma, theta, opt_time = self.noise_scales(chunk, x, known)
-        t0 = time.perf_counter()
-        if theta is None:
-            iso_theta = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
-            use = self.smoothed.certify(
-                x,
-                iso_theta,
-                n0=c.n0,
-                n=c.n,
-                alpha=c.alpha,
-                seed=c.seed,
-                idx=chunk,
-                early_stop=c.early_stop,
-                radii=c.radii,
-            )
-            fallback = np.zeros(len(chunk), dtype=bool)
-        else:
-            use, fallback = certify_with_fallback(
-                self.smoothed, x, chunk, sigma, theta, c.budget, c.fallback, self._iso_known()
-            )
-        elapsed = (time.perf_counter() - t0) / len(chunk)
-        return [
-            _record(
-                i,
-                int(labels[k]),
-                use,
-                k,
-                sigma[k],
-                None if theta is None or fallback[k] else theta[k].reshape(-1),
-                int(fallback[k]),
-                elapsed,
-                opt_time[k],
-            )
-            for k, i in enumerate(chunk)
-        ]
-
     def _iso_known(self) -> dict:
         """{idx: (cA, counts)} of a reused isotropic run: its fresh counts at sigma_x, not drawn again."""
         return {
-            i: (r.predict if r.predict >= 0 else int(np.argmax(r.counts)), np.asarray(r.counts))
+            i: (r.prediction if r.prediction >= 0 else int(np.argmax(r.counts)), np.asarray(r.counts))
             for i, r in self.reused.iso_records.items()
         }
-
-
-def _record(idx, label, res: CertifyResult, k, sigma, theta, fallback, elapsed, opt_time) -> Record:
-    predict = int(res.prediction[k])
-    return Record(
-        idx=int(idx),
-        label=label,
-        predict=predict,
-        radius=float(res.radius[k]),
-        radius_proxy=float(res.proxy_radius[k]),
-        correct=int(predict == label),
-        min_sigma=float(res.min_theta[k]),
-        time=float(elapsed),
-        pA_lower=float(res.pA_lower[k]),
-        gap=float(res.gap[k]),
-        counts=tuple(int(v) for v in res.counts[k]),
-        sigma=float(sigma),
-        theta=theta,
-        fallback=fallback,
-        opt_time=float(opt_time),
-        draws=int(res.draws[k]),
-    )

@@ -159,16 +159,10 @@ def _parse_tsv(lines: list[str], path: Path, *, name: str | None = None) -> Resu
 
 def write_tsv(results: Results, path: str | os.PathLike) -> Path:
     """Write every column as a tab-separated file at full precision (floats as repr, time in seconds)."""
+    from ..run.views import tsv_text
+
     path = Path(path)
-    names = list(results.columns)
-    lines = ["\t".join(names)]
-    for i in range(len(results)):
-        cells = []
-        for column in names:
-            value = results.columns[column][i]
-            cells.append(repr(float(value)) if isinstance(value, np.floating | float) else str(value))
-        lines.append("\t".join(cells))
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(tsv_text(results.columns))
     return path
 
 
@@ -206,19 +200,18 @@ def load_results(path: str | os.PathLike, *, name: str | None = None) -> Results
 
 
 def _from_store(run_dir: Path) -> Results:
-    """The certify.tsv view and run.json meta of a run, computed from its store opened read-only."""
+    """The reported certificates and run.json meta of a run, read from its store opened read-only (the
+    certify.tsv columns, not its text)."""
     from ..run.store import RunStore
+    from ..run.views import tsv_columns
 
     store = RunStore.read(run_dir)
     try:
-        views = store.views()
+        columns, summary = tsv_columns(store.reported(), store.config.method), store.summary()
     finally:
         store.close()
-    header, lines = views["certify.tsv"]
-    results = _parse_tsv([header, *lines], run_dir / "run.sqlite")
-    results.meta = {**results.meta, **json.loads(views["run.json"][0])}
-    results.source = str(run_dir)
-    return results
+    meta = {"format": "ancer", **json.loads(json.dumps(summary))}  # as run.json reads back
+    return Results(name=run_dir.name, columns=columns, meta=meta, source=str(run_dir))
 
 
 def load_all(paths: Sequence[str | os.PathLike]) -> list[Results]:

@@ -77,8 +77,8 @@ def read_certificates(run_dir, indices=None):
 
     store = RunStore.read(run_dir)
     try:
-        config, records = store.config, {r.idx: r for r in store.records()}
-        memory = {m.idx: m for m in store.memory_records()}
+        config, records = store.config, {c.idx: c for c in store.certificates().rows()}
+        memory = {c.idx: c for c in store.memory_certificates().rows()}
     finally:
         store.close()
     wanted = sorted(records) if indices is None else [int(i) for i in indices]
@@ -98,7 +98,7 @@ def read_certificates(run_dir, indices=None):
         out[i] = InputCertificate(
             idx=i,
             label=int(r.label),
-            prediction=int(m.predict if m else r.predict),
+            prediction=int(m.prediction if m else r.prediction),
             gap=float(m.gap if m else r.gap),
             theta=np.asarray(theta, dtype=np.float64).reshape(dataset.input_shape),
             sigma=float(r.sigma),
