@@ -43,20 +43,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class AncerResult:
-    """``ancer``'s answer for B inputs: sigma_x (B,), theta_x (B, *D), the reported certificates and
-    where the isotropic certificate was reported instead of theta_x's (fallback, bool (B,))."""
+    """``ancer``'s answer for B inputs: sigma_x (B,), theta_x (B, *D), the reported certificates (with
+    their regions' noise: theta_x, or sigma_x where the isotropic certificate was reported) and where that
+    happened (fallback, bool (B,))."""
 
     sigma: np.ndarray
     theta: np.ndarray
     certificate: Certificates
     fallback: np.ndarray
-
-    def reported_theta(self) -> np.ndarray:
-        """(B, dim) float64: the theta of each reported region (sigma_x where the isotropic one was kept),
-        as memory-based certification (core/memory.py) takes it."""
-        B = len(self.sigma)
-        flat = self.theta.reshape(B, -1).astype(np.float64)
-        return np.where(self.fallback[:, None], self.sigma[:, None], flat)
 
 
 def ancer(
@@ -87,6 +81,7 @@ def ancer(
     theta = optimise_theta_x(model, smoothed.noise, x, idx, sigma, theta_search, budget, outputs, batch_size)
     # 3-4. certify with fresh draws; keep the isotropic certificate where it is the larger
     certificate, fell_back = certify_with_fallback(smoothed, x, idx, sigma, theta, budget, fallback)
+    certificate = certificate.with_noise(sigma, theta, fell_back).replace(idx=np.asarray(idx, dtype=np.int64))
     return AncerResult(sigma, theta, certificate, fell_back)
 
 

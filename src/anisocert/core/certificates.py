@@ -115,6 +115,17 @@ class Certificates:
         """1 where the certified prediction is the label."""
         return (self.prediction == self.label).astype(np.int64)
 
+    def with_noise(self, sigma, theta=None, fallback=None) -> Certificates:
+        """These certificates with the noise of their regions: sigma (B,) the isotropic scale; theta (B, ...)
+        theta_x where the anisotropic region was reported (not where fallback[k])."""
+        B = len(self)
+        fallback = np.zeros(B, dtype=bool) if fallback is None else np.asarray(fallback, dtype=bool)
+        if theta is not None:
+            flat = np.asarray(theta).reshape(B, -1)
+            theta = tuple(None if fell else flat[k] for k, fell in enumerate(fallback))
+        sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (B,)).copy()
+        return self.replace(sigma=sigma, theta=theta, fallback=fallback.astype(np.int64))
+
     def theta_rows(self, dim: int) -> np.ndarray:
         """(B, dim) float64: each reported region's theta (sigma where the region is isotropic), as memory
         and verify take it."""

@@ -83,15 +83,9 @@ class ChunkWorker:
                 self.smoothed, x, chunk, sigma, theta, c.budget, c.fallback, self._iso_known()
             )
         elapsed = (time.perf_counter() - t0) / len(chunk)
-        reported = (
-            None if theta is None else tuple(None if f else t.reshape(-1) for f, t in zip(fallback, theta))
-        )
-        return new, certs.replace(
+        return new, certs.with_noise(sigma, theta, fallback).replace(
             idx=np.asarray(chunk, dtype=np.int64),
             label=np.asarray(self.dataset.labels[np.asarray(chunk)], dtype=np.int64),
-            sigma=np.asarray(sigma, dtype=np.float64),
-            theta=reported,
-            fallback=fallback.astype(np.int64),
             time=np.full(len(chunk), elapsed),
             opt_time=np.asarray(opt_time, dtype=np.float64),
         )
