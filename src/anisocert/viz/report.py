@@ -220,6 +220,42 @@ def _runs_section(results: Sequence[Results]) -> list[str]:
     return lines + [""]
 
 
+def _tables(results: list[Results], grid) -> list[tuple[str, object]]:
+    """(title, table) of the report: certified accuracy (radius, and proxy radius where some run's proxy
+    radius differs), the runs side by side, the runtime."""
+    from .plots import runtime_summary
+
+    tables = [("Certified accuracy (radius)", summary_table(results, grid))]
+    if any(_differs(run) for run in results):
+        tables.append(("Certified accuracy (proxy radius)", summary_table(results, grid, proxy=True)))
+    tables.append(("Side by side", side_by_side_table(results)))
+    tables.append(("Runtime", runtime_summary(results)))
+    return tables
+
+
+def _markdown(results: list[Results], tables, figures: list[str]) -> str:
+    lines = ["# Certification report", "", *_runs_section(results)]
+    for title, table in tables:
+        lines += [f"## {title}", "", table.caption, "", to_markdown(table)]
+    lines += [f"![{stem}]({stem}.png)\n" for stem in figures]
+    return "\n".join(lines)
+
+
+def _latex(tables, figures: list[str]) -> str:
+    lines = ["% anisocert report: \\input this file; needs \\usepackage{booktabs,graphicx}", ""]
+    for _, table in tables:
+        lines += ["\\begin{table}[t]", "\\centering", "\\small", to_latex(table).rstrip("\n")]
+        lines += [f"\\caption{{{latex_escape(table.caption)}}}", "\\end{table}", ""]
+    for stem in figures:
+        lines += [
+            "\\begin{figure}[t]",
+            "\\centering",
+            f"\\includegraphics[width=\\columnwidth]{{{stem}.pdf}}",
+        ]
+        lines += ["\\end{figure}", ""]
+    return "\n".join(lines)
+
+
 def write_report(
     results: Sequence[Results],
     out_dir: str | os.PathLike,
@@ -248,14 +284,8 @@ def write_report(
         grid = resolve_grid(grid)  # a bad grid fails before anything is written
     out_dir = check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tables = [("Certified accuracy (radius)", summary_table(results, grid))]
+    tables = _tables(results, grid)
     proxy = any(_differs(run) for run in results)
-    if proxy:
-        tables.append(("Certified accuracy (proxy radius)", summary_table(results, grid, proxy=True)))
-    tables.append(("Side by side", side_by_side_table(results)))
-    from .plots import runtime_summary
-
-    tables.append(("Runtime", runtime_summary(results)))
     written: list[Path] = []
     figures: list[str] = []
     if plots:
@@ -267,24 +297,9 @@ def write_report(
         written += plot_runtime(results, out_dir / "runtime")
         figures.append("runtime")
     if "md" in formats:
-        lines = ["# Certification report", "", *_runs_section(results)]
-        for title, table in tables:
-            lines += [f"## {title}", "", table.caption, "", to_markdown(table)]
-        lines += [f"![{stem}]({stem}.png)\n" for stem in figures]
         written.append(out_dir / "report.md")
-        written[-1].write_text("\n".join(lines))
+        written[-1].write_text(_markdown(results, tables, figures))
     if "tex" in formats:
-        lines = ["% anisocert report: \\input this file; needs \\usepackage{booktabs,graphicx}", ""]
-        for _, table in tables:
-            lines += ["\\begin{table}[t]", "\\centering", "\\small", to_latex(table).rstrip("\n")]
-            lines += [f"\\caption{{{latex_escape(table.caption)}}}", "\\end{table}", ""]
-        for stem in figures:
-            lines += [
-                "\\begin{figure}[t]",
-                "\\centering",
-                f"\\includegraphics[width=\\columnwidth]{{{stem}.pdf}}",
-            ]
-            lines += ["\\end{figure}", ""]
         written.append(out_dir / "report.tex")
-        written[-1].write_text("\n".join(lines))
+        written[-1].write_text(_latex(tables, figures))
     return written
