@@ -62,6 +62,14 @@ def _column_figure():
     return fig, fig.add_subplot()
 
 
+def _runs_to_plot(results) -> list:
+    """The runs as a list; none is refused with a one-line error."""
+    results = list(results)
+    if not results:
+        raise InvalidParameterError("no runs to plot; pass at least one Results")
+    return results
+
+
 def save_figure(fig, path_stem) -> list[Path]:
     """PATH_STEM.png (300 dpi) and PATH_STEM.pdf; parent folders are created."""
     path_stem = Path(path_stem)
@@ -111,9 +119,7 @@ def plot_certified_accuracy(
     """
     from matplotlib import rc_context
 
-    results = list(results)
-    if not results:
-        raise InvalidParameterError("no runs to plot; pass at least one Results")
+    results = _runs_to_plot(results)
     radii = fine_grid(_default_max_radius(results, proxy) if max_radius is None else max_radius)
     norm = _norm_of(results)
     unit = f"({norm}, input units)" if norm else "(input units)"
@@ -174,9 +180,7 @@ def plot_runtime(results: Sequence, path_stem: str | os.PathLike, *, log: bool |
     """
     from matplotlib import rc_context
 
-    results = list(results)
-    if not results:
-        raise InvalidParameterError("no runs to plot; pass at least one Results")
+    results = _runs_to_plot(results)
     stats = [runtime_quartiles(run) for run in results]
     with rc_context(_STYLE):
         fig, ax = _column_figure()
