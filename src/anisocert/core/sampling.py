@@ -104,58 +104,97 @@ def count_predictions(
     (sequential certification) continue each input's stream: the rows then sum to n - start.
     """
     assert start % BLOCK == 0 and 0 <= start < n, "a round starts at a block boundary before n"
-    B, dims = x.shape[0], tuple(x.shape[1:])
-    theta = theta.to(device=x.device, dtype=x.dtype)
-    theta = theta.reshape(B, *([1] * len(dims))) if theta.numel() == B else theta.expand(B, *dims)
-    idx = [int(i) for i in idx]
-    work = [(i, b, m) for b, m in _blocks(n, start) for i in range(B)]
+    B = x.shape[0]
     early = _EarlyStop(target, stop_misses, B) if stop_misses is not None else None
-    if early is not None:
-        work = [w for w in work if not early.stopped[w[0]]]
+    work = [
+        (i, b, m) for b, m in _blocks(n, start) for i in range(B) if early is None or not early.stopped[i]
+    ]
     cap = max(min(batch_size, sum(w[2] for w in work)), BLOCK)  # no larger than the draws left
-    buffer = torch.empty((cap, *dims), device=x.device, dtype=x.dtype)
+    buffer = torch.empty((cap, *x.shape[1:]), device=x.device, dtype=x.dtype)
     rows = torch.empty(cap, dtype=torch.int64, device=x.device)
-    generator = torch.Generator(device=x.device)
-    counts = None if num_classes is None else torch.zeros(B * num_classes, dtype=torch.int64, device=x.device)
-    start = 0
-    while start < len(work):
-        used, stop, slots = 0, start, []
-        while stop < len(work) and (used + work[stop][2] <= cap or used == 0):
-            i, b, m = work[stop]
-            stop += 1
-            if early is not None and early.stopped[i]:
-                continue
-            u = unit_noise(
-                noise,
-                (m, *dims),
-                seed=seed,
-                idx=idx[i],
-                phase=phase,
-                block=b,
-                generator=generator,
-                device=x.device,
-                dtype=x.dtype,
-            )
-            torch.addcmul(x[i], theta[i], u, out=buffer[used : used + m])
-            rows[used : used + m] = len(slots) if early is not None else i
-            slots.append((i, m))
-            used += m
-        if used == 0:
-            start = stop
+    streams = _Streams(noise, x, theta, idx, seed=seed, phase=phase)
+    tally = early if early is not None else _Tally(B, num_classes, x.device)
+    done = 0
+    while done < len(work):
+        used, done, slots = _fill_pass(work, done, cap, streams, buffer, rows, early)
+        if used:
+            labels, classes = _classify(model, buffer[:used], batch_size)
+            if num_classes is None:
+                num_classes = classes
+            tally.add_pass(slots, rows[:used], labels, num_classes)
+    return tally.totals(num_classes or 1, x.device)
+
+
+class _Streams:
+    """The noise streams of a batch of inputs: block b of input i is x[i] + theta[i] * u, u seeded by
+    (seed, idx[i], phase, b) only (unit_noise), written straight into a slice of the pass buffer."""
+
+    def __init__(
+        self, noise: NoiseFamily, x: torch.Tensor, theta: torch.Tensor, idx, *, seed: int, phase: int
+    ):
+        B, self.dims = x.shape[0], tuple(x.shape[1:])
+        theta = theta.to(device=x.device, dtype=x.dtype)
+        self.theta = (
+            theta.reshape(B, *([1] * len(self.dims))) if theta.numel() == B else theta.expand(B, *self.dims)
+        )
+        self.noise, self.x, self.idx, self.seed, self.phase = noise, x, [int(i) for i in idx], seed, phase
+        self.generator = torch.Generator(device=x.device)
+
+    def write(self, i: int, block: int, m: int, out: torch.Tensor) -> None:
+        """The m draws of block `block` of input i into out (m rows of x's shape)."""
+        u = unit_noise(
+            self.noise,
+            (m, *self.dims),
+            seed=self.seed,
+            idx=self.idx[i],
+            phase=self.phase,
+            block=block,
+            generator=self.generator,
+            device=self.x.device,
+            dtype=self.x.dtype,
+        )
+        torch.addcmul(self.x[i], self.theta[i], u, out=out)
+
+
+def _fill_pass(work, first: int, cap: int, streams: _Streams, buffer, rows, early):
+    """Write the blocks work[first:] into buffer until cap draws (at least one block): (draws, next, slots).
+
+    rows[k] names the count row of draw k: its input, or with early stop its slot (one per block, in
+    `slots` as (input, draws)) so that each block is counted on its own. Blocks of inputs that early
+    stop has already stopped are skipped.
+    """
+    used, stop, slots = 0, first, []
+    while stop < len(work) and (used + work[stop][2] <= cap or used == 0):
+        i, b, m = work[stop]
+        stop += 1
+        if early is not None and early.stopped[i]:
             continue
-        labels, classes = _classify(model, buffer[:used], batch_size)
-        if num_classes is None:
-            num_classes = classes
-        if counts is None:
-            counts = torch.zeros(B * num_classes, dtype=torch.int64, device=x.device)
-        if early is None:
-            counts.index_add_(0, rows[:used] * num_classes + labels, torch.ones_like(labels))
-        else:
-            early.add_pass(slots, rows[:used], labels, num_classes)
-        start = stop
-    if early is not None:
-        return torch.as_tensor(early.totals(B, num_classes or 1), device=x.device)
-    return counts.view(B, num_classes)
+        streams.write(i, b, m, buffer[used : used + m])
+        rows[used : used + m] = len(slots) if early is not None else i
+        slots.append((i, m))
+        used += m
+    return used, stop, slots
+
+
+class _Tally:
+    """Plain counting for count_predictions: one int64 count per (input, class), on x's device."""
+
+    def __init__(self, B: int, num_classes: int | None, device):
+        self.B, self.device = B, device
+        self.counts = None if num_classes is None else self._zeros(num_classes)
+
+    def _zeros(self, classes: int) -> torch.Tensor:
+        return torch.zeros(self.B * classes, dtype=torch.int64, device=self.device)
+
+    def add_pass(self, slots, row_of_draw: torch.Tensor, labels: torch.Tensor, classes: int) -> None:
+        """Add one forward pass's labels; row_of_draw names each draw's input."""
+        if self.counts is None:
+            self.counts = self._zeros(classes)
+        self.counts.index_add_(0, row_of_draw * classes + labels, torch.ones_like(labels))
+
+    def totals(self, classes: int, device) -> torch.Tensor:
+        """The (B, classes) counts (already on the device)."""
+        return self.counts.view(self.B, classes)
 
 
 class _EarlyStop:
@@ -182,11 +221,12 @@ class _EarlyStop:
             self.misses[i] += m - int(block_counts[self.target[i]])
             self.stopped[i] = self.misses[i] >= self.limit[i]
 
-    def totals(self, B: int, classes: int) -> np.ndarray:
-        out = np.zeros((B, classes), dtype=np.int64)
+    def totals(self, classes: int, device) -> torch.Tensor:
+        """The (B, classes) counts of the blocks each input drew before it stopped, on `device`."""
+        out = np.zeros((self.target.size, classes), dtype=np.int64)
         for i, block_counts in self.rows:
             out[i] += block_counts
-        return out
+        return torch.as_tensor(out, device=device)
 
 
 def _classify(model, noisy: torch.Tensor, batch_size: int):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, InvalidParameterError
-from .plots import _STYLE
+from .plots import _STYLE, save_figure
 
 __all__ = [
     "IMAGE_FIGSIZE",
@@ -30,16 +30,6 @@ PERTURBATION_FIGSIZE = (3.5, 2.4)  # inches: a perturbation figure
 _SUB = {"l2": "₂", "l1": "₁"}
 _PANEL_HEIGHT = 2.6  # inches per toy panel at column width
 _LEGEND_HEIGHT = 0.9  # inches for the toy figure's colorbar and legend
-
-
-def _save(fig, path_stem) -> list[Path]:
-    """PATH_STEM.png (300 dpi) and PATH_STEM.pdf; parent folders are created."""
-    path_stem = Path(path_stem)
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [Path(f"{path_stem}.png"), Path(f"{path_stem}.pdf")]
-    fig.savefig(paths[0], dpi=300)
-    fig.savefig(paths[1])
-    return paths
 
 
 # ---------------------------------------------------------------------------------------------------- toy
@@ -197,7 +187,7 @@ def plot_toy(panels: Sequence, path_stem: str | os.PathLike) -> list[Path]:
 
     fig = toy_figure(panels)
     with rc_context(_STYLE):
-        return _save(fig, path_stem)
+        return save_figure(fig, path_stem)
 
 
 # ------------------------------------------------------------------------------------------------- images
@@ -268,7 +258,7 @@ def plot_theta_map(cert, image, path_stem, *, value_range=(0.0, 1.0)) -> list[Pa
         else:
             head = f"no anisotropic theta ({cert.method} run): theta = {cert.sigma:.3g} everywhere"
         fig.suptitle(f"{head}\n{cert.norm} certificate, prediction {cert.prediction}", fontsize=7)
-        return _save(fig, path_stem)
+        return save_figure(fig, path_stem)
 
 
 def plot_perturbation(pert, path_stem, *, value_range=(0.0, 1.0)) -> list[Path]:
@@ -310,4 +300,4 @@ def plot_perturbation(pert, path_stem, *, value_range=(0.0, 1.0)) -> list[Path]:
             loc="outside lower center",
             frameon=False,
         )
-        return _save(fig, path_stem)
+        return save_figure(fig, path_stem)

@@ -24,7 +24,7 @@ __all__ = [
     "runtime_quartiles",
     "runtime_summary",
 ]
-__all__ += ["runtime_table"]
+__all__ += ["runtime_table", "save_figure"]
 
 COLUMN_FIGSIZE = (3.5, 2.6)  # inches: one column of a two-column paper
 _NORMS = {"gaussian": "l2", "uniform": "l1"}
@@ -50,6 +50,34 @@ def check_out_dir(out, option: str = "--out") -> Path:
                 raise InvalidParameterError(f"{option} {out}: {path} is a file; give a folder")
             break
     return out
+
+
+def _column_figure():
+    """A one-column figure on the Agg canvas (no pyplot) and its axes; draw inside rc_context(_STYLE)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=COLUMN_FIGSIZE)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _runs_to_plot(results) -> list:
+    """The runs as a list; none is refused with a one-line error."""
+    results = list(results)
+    if not results:
+        raise InvalidParameterError("no runs to plot; pass at least one Results")
+    return results
+
+
+def save_figure(fig, path_stem) -> list[Path]:
+    """PATH_STEM.png (300 dpi) and PATH_STEM.pdf; parent folders are created."""
+    path_stem = Path(path_stem)
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [Path(f"{path_stem}.png"), Path(f"{path_stem}.pdf")]
+    fig.savefig(paths[0], dpi=300)
+    fig.savefig(paths[1])
+    return paths
 
 
 def _norm_of(results) -> str | None:
@@ -90,22 +118,13 @@ def plot_certified_accuracy(
     list of Path: the PNG and the PDF.
     """
     from matplotlib import rc_context
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    results = list(results)
-    if not results:
-        raise InvalidParameterError("no runs to plot; pass at least one Results")
+    results = _runs_to_plot(results)
     radii = fine_grid(_default_max_radius(results, proxy) if max_radius is None else max_radius)
     norm = _norm_of(results)
     unit = f"({norm}, input units)" if norm else "(input units)"
-    path_stem = Path(path_stem)
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [Path(f"{path_stem}.png"), Path(f"{path_stem}.pdf")]
     with rc_context(_STYLE):
-        fig = Figure(figsize=COLUMN_FIGSIZE)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
+        fig, ax = _column_figure()
         styles = cycle(["-", "--", "-.", ":"])
         for run in results:
             radius = run.radius_proxy if proxy else run.radius
@@ -118,9 +137,7 @@ def plot_certified_accuracy(
         ax.grid(True, linewidth=0.3, alpha=0.5)
         ax.legend(loc="upper right", frameon=False)
         fig.tight_layout(pad=0.3)
-        fig.savefig(paths[0], dpi=300)
-        fig.savefig(paths[1])
-    return paths
+        return save_figure(fig, path_stem)
 
 
 def _quartiles(values) -> tuple[float, float, float]:
@@ -162,62 +179,62 @@ def plot_runtime(results: Sequence, path_stem: str | os.PathLike, *, log: bool |
     list of Path: the PNG and the PDF.
     """
     from matplotlib import rc_context
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    results = list(results)
-    if not results:
-        raise InvalidParameterError("no runs to plot; pass at least one Results")
+    results = _runs_to_plot(results)
     stats = [runtime_quartiles(run) for run in results]
-    medians = np.array([[s[k][1] for k in ("optimisation", "certification")] for s in stats])
-    positive = medians[np.isfinite(medians) & (medians > 0)]
-    if log is None:
-        log = positive.size > 1 and positive.max() > 30 * positive.min()
-    path_stem = Path(path_stem)
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [Path(f"{path_stem}.png"), Path(f"{path_stem}.pdf")]
-    x = np.arange(len(results))
-    width = 0.38
     with rc_context(_STYLE):
-        fig = Figure(figsize=COLUMN_FIGSIZE)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        for j, (kind, color, hatch) in enumerate(
-            (("optimisation", "tab:orange", ""), ("certification", "tab:blue", "//"))
-        ):
-            q = np.array([s[kind] for s in stats])  # (runs, 3)
-            heights = np.nan_to_num(q[:, 1])
-            spread = np.nan_to_num(np.stack([q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]]))
-            ax.bar(
-                x + (j - 0.5) * width,
-                heights,
-                width,
-                yerr=spread,
-                capsize=2,
-                color=color,
-                hatch=hatch,
-                edgecolor="white",
-                linewidth=0.3,
-                error_kw={"elinewidth": 0.7, "capthick": 0.7},
-                label=f"{kind} (median, IQR)",
-            )
-        if log:
+        fig, ax = _column_figure()
+        _draw_time_bars(ax, stats)
+        if log or (log is None and _wants_log_axis(stats)):
             ax.set_yscale("log")
-        rotation = 20 if len(results) > 2 else 0
-        ax.set_xticks(x, [run.name for run in results])
-        if rotation:
-            ax.tick_params(axis="x", labelrotation=rotation)
-            for label in ax.get_xticklabels():
-                label.set(ha="right", rotation_mode="anchor")
+        _label_runs(ax, [run.name for run in results])
         ax.set_xlabel("method (run)")
         ax.set_ylabel("time per input (s)")
         ax.set_title("Optimisation and certification time per input")
         ax.grid(True, axis="y", linewidth=0.3, alpha=0.5)
         ax.legend(loc="upper left", frameon=False)
         fig.tight_layout(pad=0.3)
-        fig.savefig(paths[0], dpi=300)
-        fig.savefig(paths[1])
-    return paths
+        return save_figure(fig, path_stem)
+
+
+def _wants_log_axis(stats) -> bool:
+    """Whether the largest positive median time exceeds 30 times the smallest (zero bars aside)."""
+    medians = np.array([[s[k][1] for k in ("optimisation", "certification")] for s in stats])
+    positive = medians[np.isfinite(medians) & (medians > 0)]
+    return positive.size > 1 and positive.max() > 30 * positive.min()
+
+
+def _draw_time_bars(ax, stats, width: float = 0.38) -> None:
+    """Two bars per run (optimisation, certification) at x = 0, 1, ...: the median, IQR whiskers."""
+    x = np.arange(len(stats))
+    for j, (kind, color, hatch) in enumerate(
+        (("optimisation", "tab:orange", ""), ("certification", "tab:blue", "//"))
+    ):
+        q = np.array([s[kind] for s in stats])  # (runs, 3)
+        heights = np.nan_to_num(q[:, 1])
+        spread = np.nan_to_num(np.stack([q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]]))
+        ax.bar(
+            x + (j - 0.5) * width,
+            heights,
+            width,
+            yerr=spread,
+            capsize=2,
+            color=color,
+            hatch=hatch,
+            edgecolor="white",
+            linewidth=0.3,
+            error_kw={"elinewidth": 0.7, "capthick": 0.7},
+            label=f"{kind} (median, IQR)",
+        )
+
+
+def _label_runs(ax, names: list[str]) -> None:
+    """The run names under their bars, slanted when more than two would crowd the axis."""
+    ax.set_xticks(np.arange(len(names)), names)
+    if len(names) > 2:
+        ax.tick_params(axis="x", labelrotation=20)
+        for label in ax.get_xticklabels():
+            label.set(ha="right", rotation_mode="anchor")
 
 
 def _reference(results) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -233,8 +234,6 @@ def toy_panel(
     is constant on the drawn region. With settings.memory (the default) each method's certificates then
     go through memory-based certification in input order (see memory_pass), as a run reports them.
     """
-    from ..core.optimise import optimise_sigma, optimise_theta
-    from ..core.smooth import Smoothed
     from ..data import load_data
 
     if data not in TOY_DATA:
@@ -250,7 +249,45 @@ def toy_panel(
     prob = confidence_landscape(model, family, extent, sigma, grid=s.grid, draws=s.draws, seed=s.seed)
     p1 = class_probability(model, family, x_test, sigma, draws=s.draws, seed=s.seed)
     pick = _pick_inputs(x_test.numpy(), test.labels, np.where(test.labels == 1, p1, 1.0 - p1), s.inputs)
-    x, idx = x_test[pick], [int(i) for i in pick]
+    x = x_test[pick]
+    iso, ancer = _certify_both(model, family, x, [int(i) for i in pick], sigma, s)
+    iso, ancer, changed = _through_memory(iso, ancer) if s.memory else (iso, ancer, 0)
+    return ToyPanel(
+        data=data,
+        noise=family.name,
+        norm=family.norm,
+        sigma=float(sigma),
+        settings=s,
+        extent=extent,
+        prob=prob,
+        points=points,
+        point_labels=train.labels,
+        centers=x.double().numpy(),
+        labels=test.labels[pick],
+        iso=iso.regions,
+        ancer=ancer.regions,
+        iso_prediction=np.asarray(iso.prediction),
+        ancer_prediction=np.asarray(ancer.prediction),
+        memory_changed=changed,
+    )
+
+
+class _Certified(NamedTuple):
+    """One method's certificates of a panel's inputs: their regions and classes (-1 = abstain)."""
+
+    regions: list[Region]
+    prediction: np.ndarray
+
+
+def _certify_both(model, family, x, idx: list[int], sigma: float, s: ToySettings):
+    """The isotropic and the ANCER certificates of x, as two _Certified (see toy_panel).
+
+    sigma_x is searched within [sigma / 2, 2 sigma]; theta_x starts from sigma_x with Adam's lr
+    0.16 * sigma; each is then certified on n0 + n fresh draws.
+    """
+    from ..core.optimise import optimise_sigma, optimise_theta
+    from ..core.smooth import Smoothed
+
     common = dict(seed=s.seed, idx=idx)
     bounds = dict(sigma_min=sigma / 2, sigma_max=2 * sigma)
     sigma_x = optimise_sigma(model, family, x, sigma, method="search", **bounds, **common).sigma
@@ -270,29 +307,15 @@ def toy_panel(
     centers, sigma_np, theta_np = x.double().numpy(), sigma_x.double().numpy(), theta_x.double().numpy()
     iso_regions = [Region(c, np.full(2, v), g, family.norm) for c, v, g in zip(centers, sigma_np, iso.gap)]
     ancer_regions = [Region(c, t, g, family.norm) for c, t, g in zip(centers, theta_np, aniso.gap)]
-    iso_prediction, ancer_prediction, changed = iso.prediction, aniso.prediction, 0
-    if s.memory:
-        iso_regions, iso_prediction, iso_changed = memory_pass(iso_regions, iso.prediction)
-        ancer_regions, ancer_prediction, ancer_changed = memory_pass(ancer_regions, aniso.prediction)
-        changed = iso_changed + ancer_changed
-    return ToyPanel(
-        data=data,
-        noise=family.name,
-        norm=family.norm,
-        sigma=float(sigma),
-        settings=s,
-        extent=extent,
-        prob=prob,
-        points=points,
-        point_labels=train.labels,
-        centers=centers,
-        labels=test.labels[pick],
-        iso=iso_regions,
-        ancer=ancer_regions,
-        iso_prediction=np.asarray(iso_prediction),
-        ancer_prediction=np.asarray(ancer_prediction),
-        memory_changed=changed,
-    )
+    return _Certified(iso_regions, iso.prediction), _Certified(ancer_regions, aniso.prediction)
+
+
+def _through_memory(iso: _Certified, ancer: _Certified) -> tuple[_Certified, _Certified, int]:
+    """Each method's certificates after memory_pass, as a run reports them, and how many memory changed."""
+    iso_regions, iso_prediction, iso_changed = memory_pass(*iso)
+    ancer_regions, ancer_prediction, ancer_changed = memory_pass(*ancer)
+    reported = _Certified(iso_regions, iso_prediction), _Certified(ancer_regions, ancer_prediction)
+    return *reported, iso_changed + ancer_changed
 
 
 def memory_pass(regions: Sequence[Region], predictions) -> tuple[list[Region], np.ndarray, int]:
