@@ -169,6 +169,7 @@ def _command(optimise_only: bool):
         ] = True,
     ) -> None:
         from ..run.config import CertifyConfig
+        from ..run.runner import certify_dataset
 
         with user_errors():
             config = CertifyConfig(
@@ -220,7 +221,10 @@ def _command(optimise_only: bool):
                 ray_address=ray_address,
                 reuse=None if reuse is None else str(reuse),
             )
-        _run(config, out, progress=progress, optimise_only=optimise_only)
+            run = certify_dataset(
+                config, out, progress=progress, command=command_line(), optimise_only=optimise_only
+            )
+        typer.echo(run.text())
 
     return command
 
@@ -238,14 +242,3 @@ optimize.__doc__ = """Optimise sigma_x (isotropic) and theta_x (ancer) of every 
 They are stored in OUT/run.sqlite as they finish; `anisocert certify` with the same options and --out
 then certifies with them (or --reuse OUT from another run directory).
 """
-
-
-def _run(config, out: Path, *, progress: bool, optimise_only: bool) -> None:
-    """Run the config into OUT and print its one-line summary."""
-    from ..run.runner import certify_dataset
-
-    with user_errors():
-        run = certify_dataset(
-            config, out, progress=progress, command=command_line(), optimise_only=optimise_only
-        )
-    typer.echo(run.text())

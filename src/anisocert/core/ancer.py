@@ -199,19 +199,13 @@ def _certify(smoothed, x, idx, theta, budget: Budget, alpha, select_counts=None,
     """CERTIFY at theta (Smoothed.certify_selected); select_counts: the selection draws, when counted."""
     if select_counts is None:
         select_counts = smoothed.selection_counts(x, theta, n0=budget.n0, seed=budget.seed, idx=idx)
-    return smoothed.certify_selected(
-        x,
-        theta,
-        select_counts,
-        n=budget.n,
-        alpha=alpha,
-        seed=budget.seed,
-        idx=idx,
-        early_stop=budget.early_stop,
-        radii=budget.radii,
-        radii_on=budget.radii_on,
-        **extra,
-    )
+    return smoothed.certify_selected(x, theta, select_counts, idx=idx, **_estimation(budget, alpha), **extra)
+
+
+def _estimation(budget: Budget, alpha: float) -> dict:
+    """Smoothed.certify_selected's settings of the estimation draws (their budget, at alpha)."""
+    b = budget
+    return dict(n=b.n, alpha=alpha, seed=b.seed, early_stop=b.early_stop, radii=b.radii, radii_on=b.radii_on)
 
 
 def _select_then_certify(smoothed, x, idx, iso_theta, theta, budget: Budget, iso_known):
@@ -238,14 +232,8 @@ def _select_then_certify(smoothed, x, idx, iso_theta, theta, budget: Budget, iso
     if len(aniso_k):
         rows = torch.as_tensor(aniso_k, device=x.device)
         sub = [idx[k] for k in aniso_k]
-        parts.append(
-            (
-                aniso_k,
-                _certify(
-                    smoothed, x[rows], sub, theta[rows], budget, alpha, select_counts=aniso_select[aniso_k]
-                ),
-            )
-        )
+        kw = dict(idx=sub, **_estimation(budget, alpha))
+        parts.append((aniso_k, smoothed.certify_selected(x[rows], theta[rows], aniso_select[aniso_k], **kw)))
     return Certificates.combine(B, parts), fell_back
 
 

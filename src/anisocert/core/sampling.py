@@ -117,11 +117,14 @@ def count_predictions(
     done = 0
     while done < len(work):
         used, done, slots = _fill_pass(work, done, cap, streams, buffer, rows, early)
-        if used:
-            labels, classes = _classify(model, buffer[:used], batch_size)
-            if num_classes is None:
-                num_classes = classes
-            tally.add_pass(slots, rows[:used], labels, num_classes)
+        if not used:
+            continue
+        labels = []
+        for chunk in buffer[:used].split(batch_size):  # the forward passes, at most batch_size draws each
+            scores = _checked(model(chunk), chunk)
+            num_classes = scores.shape[1] if num_classes is None else num_classes
+            labels.append(scores.argmax(dim=1))
+        tally.add_pass(slots, rows[:used], torch.cat(labels), num_classes)
     return tally.totals(num_classes or 1, x.device)
 
 
@@ -229,18 +232,13 @@ class _EarlyStop:
         return torch.as_tensor(out, device=device)
 
 
-def _classify(model, noisy: torch.Tensor, batch_size: int):
-    """argmax of the model over noisy in chunks of batch_size; also returns the class count."""
-    labels, classes = [], None
-    for chunk in noisy.split(batch_size):
-        out = model(chunk)
-        if out.ndim != 2 or out.shape[0] != chunk.shape[0]:
-            raise InputError(
-                f"model returned shape {tuple(out.shape)} for a batch of {chunk.shape[0]} "
-                "inputs; it must return (batch, num_classes) scores"
-            )
-        if classes is None and not bool(torch.isfinite(out).all()):
-            raise InputError("model returned NaN or Inf scores on noisy inputs; check the model and data")
-        classes = out.shape[1]
-        labels.append(out.argmax(dim=1))
-    return torch.cat(labels), classes
+def _checked(scores: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+    """The model's scores for chunk, or a one-line error naming what is wrong with them."""
+    if scores.ndim != 2 or scores.shape[0] != chunk.shape[0]:
+        raise InputError(
+            f"model returned shape {tuple(scores.shape)} for a batch of {chunk.shape[0]} "
+            "inputs; it must return (batch, num_classes) scores"
+        )
+    if not bool(torch.isfinite(scores).all()):
+        raise InputError("model returned NaN or Inf scores on noisy inputs; check the model and data")
+    return scores

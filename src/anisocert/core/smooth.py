@@ -208,11 +208,12 @@ class Smoothed:
         noise, see predicted_radius), never the bound. certify_selected takes them back."""
         n0 = _checks.check_int("n0", n0)
         x, theta, idx = self._prepare(x, theta, idx)
-        return self._select(x, theta, n0, dict(idx=idx, seed=seed, batch_size=self.batch_size)).cpu().numpy()
-
-    def _select(self, x, theta, n0: int, common: dict) -> torch.Tensor:
-        """Counts of the n0 draws of the selection stream (prepared x and theta)."""
-        return count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
+        common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
+        return (
+            count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
+            .cpu()
+            .numpy()
+        )
 
     def predict(
         self, x, theta, *, n: int = 100_000, alpha: float = 0.001, seed: int = 0, idx=None
