@@ -126,3 +126,21 @@ def test_the_store_gives_back_the_certificates_it_was_given(tmp_path):
     with pytest.raises(sqlite3.IntegrityError):  # an input is certified once: a second insert is refused
         store.add_certificates(certs.take([0]))
     store.close()
+
+
+def test_a_resumed_run_batches_stored_rows_beside_fresh_ones(tmp_path):
+    """Stored rows lack what the store does not keep (selection counts, geo mean): a batch of both leaves
+    those columns out and keeps every other."""
+    from anisocert.run.config import CertifyConfig
+    from anisocert.run.store import RunStore
+
+    certs, _ = _batch(B=4, dim=64)
+    config = CertifyConfig.from_flat(model="builtin:digits-gaussian", method="ancer", n=100)
+    store = RunStore.open(tmp_path / "run", config, versions={"anisocert": "0.1.0"})
+    store.add_certificates(certs.take([0, 1]))
+    stored = store.certificates().rows()
+    store.close()
+    mixed = Certificates.from_rows(stored + certs.take([2, 3]).rows())
+    assert mixed.geo_mean_theta is None and mixed.status is None
+    np.testing.assert_array_equal(mixed.gap, certs.gap[np.argsort(certs.idx[:2]).tolist() + [2, 3]])
+    assert len(CertificateMemory("l2", 64).certify_all(np.zeros((4, 64)), mixed)) == 4

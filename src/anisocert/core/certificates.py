@@ -93,7 +93,9 @@ class Certificates:
         columns = {}
         for name in _FIELDS:
             values = [getattr(r, name) for r in rows]
-            if all(v is None for v in values):
+            if name != "theta" and any(v is None for v in values):  # not known for every row (e.g. a
+                columns[name] = None  # resumed run's stored rows beside fresh ones): left out
+            elif all(v is None for v in values):
                 columns[name] = None
             elif name == "theta":
                 columns[name] = tuple(values)
