@@ -91,13 +91,13 @@ def certify_dataset(
     """
     if optimise_only and config.method == "fixed":
         raise InputError("optimize chooses noise per input: use --method isotropic or ancer")
-    distributed = config.workers > 1 or bool(config.ray_address)
+    distributed = config.execution.workers > 1 or bool(config.execution.ray_address)
     if distributed:  # fail before loading anything when Ray is missing or the address is dead
         from .distributed import check_address, import_ray
 
         import_ray()
-        if config.ray_address:
-            check_address(config.ray_address)
+        if config.execution.ray_address:
+            check_address(config.execution.ray_address)
     config, loaded, data, device, indices = _load(config, model, dataset, distributed)
     store = RunStore.open(out, config, command=command, versions=versions())
     memory = None
@@ -107,7 +107,7 @@ def certify_dataset(
         memory = _MemoryCertifier(config, data, store) if config.uses_memory and not optimise_only else None
         records = {r.idx: r for r in store.records()}
         pending, optimised = _pending(config, indices, records, store, reused, optimise_only)
-        step = config.inputs_per_batch
+        step = config.execution.inputs_per_batch
         chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
         with Progress(progress, len(indices), len(indices) - len(pending)) as bar:
             worker.on_phase = bar.phase
@@ -117,7 +117,7 @@ def certify_dataset(
                 from .distributed import certify_chunks, ray_cluster
 
                 bar.phase("Ray workers")
-                with ray_cluster(config.workers, config.ray_address):
+                with ray_cluster(config.execution.workers, config.execution.ray_address):
                     done = certify_chunks(
                         config,
                         chunks,
@@ -149,11 +149,11 @@ def _load(config: CertifyConfig, model, dataset, distributed: bool):
     from ..models import load_model
 
     # with Ray the driver only checks the model (on the CPU: the GPUs are the workers')
-    device = config.device or ("cuda" if torch.cuda.is_available() and not distributed else "cpu")
+    device = config.execution.device or ("cuda" if torch.cuda.is_available() and not distributed else "cpu")
     loaded = model if model is not None else load_model(config.model, device=device)
     dataset = dataset if dataset is not None else load_data(config.data, config.split)
-    device = _device_of(loaded.module, config.device)
-    if config.compile and device.type != "cuda" and not distributed:
+    device = _device_of(loaded.module, config.execution.device)
+    if config.execution.compile and device.type != "cuda" and not distributed:
         raise InputError(f"--compile runs on CUDA only and the device is {device.type}: drop --compile")
     config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
     check_model_fits(loaded.module, dataset, device)

@@ -376,7 +376,7 @@ class RunStore:
             "memory_processed": len(memory),
             "mean_draws": float(np.mean([r.draws_spent for r in records])) if records else 0.0,
             "mean_time": float(np.mean([r.time for r in records])) if records else 0.0,
-            **({"looks": self.config.schedule.to_dict()} if self.config.radii is not None else {}),
+            **({"looks": self.config.schedule.to_dict()} if self.config.budget.radii is not None else {}),
         }
 
 
