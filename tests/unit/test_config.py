@@ -2,6 +2,8 @@
 by every run, hashed, the CLI's names) round-trips, old stored runs keep their hash, and the CLI builds the
 same config as ``from_flat``."""
 
+import copy
+import pickle
 import sys
 from dataclasses import asdict
 
@@ -130,6 +132,15 @@ def test_execution_changes_the_hash_only_through_the_forward_pass():
     assert CertifyConfig.from_flat(model=MODEL, method="ancer", **free).result_hash() == base
     for name in Execution.HASHED:
         assert CertifyConfig.from_flat(model=MODEL, method="ancer", **{name: True}).result_hash() != base
+
+
+def test_a_flat_setting_read_the_old_way_says_where_it_lives():
+    config = CertifyConfig(model=MODEL)
+    with pytest.raises(AttributeError, match=r"CertifyConfig.iso_lr is config.sigma_search.lr"):
+        config.iso_lr  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        config.nothing  # noqa: B018
+    assert pickle.loads(pickle.dumps(config)) == config == copy.deepcopy(config)  # Ray ships configs
 
 
 def test_an_unknown_flat_setting_is_named_in_one_line():

@@ -178,6 +178,15 @@ class CertifyConfig:
         if self.sigma is None:
             object.__setattr__(self, "sigma", trained[1] if trained and trained[0] == self.noise else 0.25)
 
+    def __getattr__(self, name: str):
+        """Only for names not found: a flat setting read the old way says where it lives now."""
+        section, field_name = _WHERE.get(name, (None, ""))
+        if section:
+            raise AttributeError(
+                f"CertifyConfig.{name} is config.{section}.{field_name} (the settings are nested)"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     @property
     def effective_alpha(self) -> float:
         """alpha of each certificate: ancer with fallback 'both' issues two (iso and aniso) at alpha/2
