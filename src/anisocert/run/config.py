@@ -228,7 +228,8 @@ class CertifyConfig:
         return cls(**parts[None], **sections)
 
     def replace_flat(self, **changes) -> CertifyConfig:
-        """A copy with these flat settings changed (validated again)."""
+        """A copy with these flat settings changed (validated again). Defaults resolved in this config carry
+        over (Adam's budget, the sidecar's noise and sigma): changing the objective keeps its iterations."""
         return type(self).from_flat(**{**self.to_dict(), **changes})
 
     def to_dict(self) -> dict:
