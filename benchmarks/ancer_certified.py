@@ -113,12 +113,12 @@ def main() -> None:
         batch_size=2000,
         inputs_per_batch=20,
     )
-    runs = {"fixed": _run("fixed", CertifyConfig(method="fixed", **common), out)}
-    runs["isotropic"] = _run("isotropic", CertifyConfig(method="isotropic", **common), out)
+    runs = {"fixed": _run("fixed", CertifyConfig.from_flat(method="fixed", **common), out)}
+    runs["isotropic"] = _run("isotropic", CertifyConfig.from_flat(method="isotropic", **common), out)
     extra = json.loads(args.ancer)
     for variant in args.variants.split(","):
         objective, fallback = variant.split(":")
-        config = CertifyConfig(
+        config = CertifyConfig.from_flat(
             method="ancer", ancer_objective=objective, fallback=fallback, **common, **extra
         )
         runs[f"ancer {objective}, {fallback}"] = _run(f"ancer-{objective}-{fallback}", config, out)

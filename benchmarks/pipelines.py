@@ -32,7 +32,7 @@ from anisocert.run.store import RunStore
 def anisocert_pipeline(method: str, loaded, dataset, indices, n: int, batch_size: int, **extra) -> dict:
     """certify_dataset in a fresh run directory: seconds per input, quality (memory-based for ancer)
     and the optimisation time per input (sigma, theta)."""
-    config = CertifyConfig(
+    config = CertifyConfig.from_flat(
         model=loaded.description,
         method=method,
         sigma=SIGMA,

@@ -54,8 +54,8 @@ def compare(fixed_dirs: list[str], seq_dirs: list[str], label: str) -> str:
     fixed, fixed_config = _records(fixed_dirs)
     seq, seq_config = _records(seq_dirs)
     idx = sorted(set(fixed) & set(seq))
-    grid = np.concatenate([[0.0], np.asarray(seq_config.radii)])
-    n = seq_config.n
+    grid = np.concatenate([[0.0], np.asarray(seq_config.budget.radii)])
+    n = seq_config.budget.n
     head = ["run", "inputs", "mean draws", "N / mean", "s / input"] + [f"r = {r:g}" for r in grid]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, recs in (("fixed N", fixed), ("sequential", seq)):
@@ -73,7 +73,7 @@ def compare(fixed_dirs: list[str], seq_dirs: list[str], label: str) -> str:
     stops = np.array([seq[i].draws for i in idx])
     at_n = int(np.sum(stops == n))
     summary = (
-        f"{label}: {len(idx)} inputs, N = {n:,}, alpha = {seq_config.alpha:g}, grid {[float(g) for g in grid]}; "
+        f"{label}: {len(idx)} inputs, N = {n:,}, alpha = {seq_config.budget.alpha:g}, grid {[float(g) for g in grid]}; "
         f"{at_n} inputs drew all N; looks {json.dumps(seq_config.schedule.to_dict()['looks'])}; "
         f"fixed-N config {fixed_config.method} {fixed_config.noise} sigma={fixed_config.sigma}"
     )

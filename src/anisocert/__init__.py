@@ -48,6 +48,7 @@ _LAZY = {
     "list_models": "models",
     "load_model": "models",
     "CertifyConfig": "run.config",
+    "Execution": "run.config",
     "RunSummary": "run.runner",
     "certify_dataset": "run.runner",
     "verify_run": "run.runner",

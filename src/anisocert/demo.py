@@ -46,7 +46,7 @@ def run_demo(out: Path, *, progress: bool = True) -> list[Path]:
         for method in METHODS:
             run_dir = out / f"{norm}-{method}"
             t0 = time.perf_counter()
-            config = CertifyConfig(
+            config = CertifyConfig.from_flat(
                 model=model,
                 data="digits",
                 noise=noise,

@@ -38,11 +38,11 @@ def test_the_api_resolves_the_same_defaults_as_the_cli(tmp_path):
     """One place resolves the sidecar: the Python API certifies builtin:digits-uniform as the CLI does."""
     from anisocert import CertifyConfig, certify_dataset
 
-    config = CertifyConfig(model="builtin:digits-uniform", max_count=1, n0=10, n=100)
+    config = CertifyConfig.from_flat(model="builtin:digits-uniform", max_count=1, n0=10, n=100)
     assert (config.noise, config.sigma) == ("uniform", 0.5)
     certify_dataset(config, tmp_path / "api", progress=False)
     stored = json.loads((tmp_path / "api" / "run.json").read_text())["config"]
     assert (stored["noise"], stored["sigma"]) == ("uniform", 0.5)
     # what the user gives wins; a noise other than the trained one starts from the generic 0.25
-    assert CertifyConfig(model="builtin:digits-uniform", noise="gaussian").sigma == 0.25
-    assert CertifyConfig(model="builtin:digits-uniform", sigma=0.3).noise == "uniform"
+    assert CertifyConfig.from_flat(model="builtin:digits-uniform", noise="gaussian").sigma == 0.25
+    assert CertifyConfig.from_flat(model="builtin:digits-uniform", sigma=0.3).noise == "uniform"

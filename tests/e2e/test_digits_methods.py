@@ -49,7 +49,7 @@ def test_ancer_beats_isotropic_beats_fixed(tmp_path, noise, model, sigma):
     runs = {}
     for method in ("fixed", "isotropic", "ancer"):
         reuse = str(tmp_path / "isotropic") if method == "ancer" else None
-        config = CertifyConfig(
+        config = CertifyConfig.from_flat(
             model=model, data="digits", noise=noise, method=method, sigma=sigma, reuse=reuse, **BUDGET
         )
         certify_dataset(config, tmp_path / method, progress=False)

@@ -49,7 +49,7 @@ def test_select_reports_the_forecast_larger_of_the_isotropic_and_anisotropic_rec
         ("off", "ancer", "off"),
         ("sel", "ancer", "select"),
     ]:
-        config = CertifyConfig(method=method, fallback=fallback, **BUDGET)
+        config = CertifyConfig.from_flat(method=method, fallback=fallback, **BUDGET)
         assert config.effective_alpha == BUDGET["alpha"]  # one certificate per input: no union bound
         certify_dataset(config, tmp_path / name, progress=False)
         runs[name] = stored_records(tmp_path / name)
@@ -87,10 +87,10 @@ def test_select_reports_the_forecast_larger_of_the_isotropic_and_anisotropic_rec
 
 @pytest.mark.slow
 def test_select_takes_the_isotropic_records_of_a_reused_run(tmp_path):
-    certify_dataset(CertifyConfig(method="isotropic", **BUDGET), tmp_path / "iso", progress=False)
-    plain = CertifyConfig(method="ancer", fallback="select", **BUDGET)
+    certify_dataset(CertifyConfig.from_flat(method="isotropic", **BUDGET), tmp_path / "iso", progress=False)
+    plain = CertifyConfig.from_flat(method="ancer", fallback="select", **BUDGET)
     certify_dataset(plain, tmp_path / "plain", progress=False)
-    reused = CertifyConfig(method="ancer", fallback="select", reuse=str(tmp_path / "iso"), **BUDGET)
+    reused = CertifyConfig.from_flat(method="ancer", fallback="select", reuse=str(tmp_path / "iso"), **BUDGET)
     certify_dataset(reused, tmp_path / "reused", progress=False)
     a, b = stored_records(tmp_path / "plain"), stored_records(tmp_path / "reused")
     assert sorted(a) == sorted(b)
@@ -99,19 +99,23 @@ def test_select_takes_the_isotropic_records_of_a_reused_run(tmp_path):
 
 
 def test_fallback_modes_are_named_and_old_configs_read():
-    assert CertifyConfig(model="m", fallback=True).fallback == "both"  # run.json of earlier versions
-    assert CertifyConfig(model="m", fallback=False).fallback == "off"
-    assert CertifyConfig(model="m", method="ancer", fallback="both").effective_alpha == 0.0005
-    assert CertifyConfig(model="m", method="ancer").effective_alpha == 0.001  # the default: select
+    assert (
+        CertifyConfig.from_flat(model="m", fallback=True).fallback == "both"
+    )  # run.json of earlier versions
+    assert CertifyConfig.from_flat(model="m", fallback=False).fallback == "off"
+    assert CertifyConfig.from_flat(model="m", method="ancer", fallback="both").effective_alpha == 0.0005
+    assert CertifyConfig.from_flat(model="m", method="ancer").effective_alpha == 0.001  # the default: select
     with pytest.raises(Exception, match="fallback='maybe' is unknown; choose one of"):
-        CertifyConfig(model="m", fallback="maybe")
+        CertifyConfig.from_flat(model="m", fallback="maybe")
 
 
 def test_the_plan_counts_the_draws_of_each_mode():
     from anisocert.experiment._estimate import _certify_passes
 
     base = dict(model="m", method="ancer", n0=100, n=10_000, iso_method="votes")
-    forward = {f: _certify_passes(CertifyConfig(fallback=f, **base))[0] for f in ("both", "select", "off")}
+    forward = {
+        f: _certify_passes(CertifyConfig.from_flat(fallback=f, **base))[0] for f in ("both", "select", "off")
+    }
     assert forward["both"] - forward["off"] == 100 + 10_000  # a second certificate
     assert forward["select"] - forward["off"] == 100  # the selection draws at sigma_x only
 

@@ -32,13 +32,13 @@ BUDGET = dict(
 
 @pytest.mark.slow
 def test_reused_runs_give_the_records_of_a_plain_run(tmp_path):
-    iso = CertifyConfig(method="isotropic", **BUDGET)
-    ancer = CertifyConfig(method="ancer", **BUDGET)
+    iso = CertifyConfig.from_flat(method="isotropic", **BUDGET)
+    ancer = CertifyConfig.from_flat(method="ancer", **BUDGET)
     certify_dataset(iso, tmp_path / "iso", progress=False)
     certify_dataset(ancer, tmp_path / "ancer", progress=False)
-    from_iso = CertifyConfig(method="ancer", reuse=str(tmp_path / "iso"), **BUDGET)
-    from_ancer = CertifyConfig(method="ancer", reuse=str(tmp_path / "ancer"), **BUDGET)
-    iso_again = CertifyConfig(method="isotropic", reuse=str(tmp_path / "ancer"), **BUDGET)
+    from_iso = CertifyConfig.from_flat(method="ancer", reuse=str(tmp_path / "iso"), **BUDGET)
+    from_ancer = CertifyConfig.from_flat(method="ancer", reuse=str(tmp_path / "ancer"), **BUDGET)
+    iso_again = CertifyConfig.from_flat(method="isotropic", reuse=str(tmp_path / "ancer"), **BUDGET)
     certify_dataset(ancer, tmp_path / "optimised", progress=False, optimise_only=True)  # `optimize`
     assert not (tmp_path / "optimised" / "certify.tsv").read_text().splitlines()[1:]
     certify_dataset(ancer, tmp_path / "optimised", progress=False)  # then certify into the same run
@@ -56,13 +56,15 @@ def test_reused_runs_give_the_records_of_a_plain_run(tmp_path):
 @pytest.mark.slow
 def test_a_run_with_other_settings_is_refused(tmp_path):
     certify_dataset(
-        CertifyConfig(method="isotropic", **dict(BUDGET, skip=400)), tmp_path / "iso", progress=False
+        CertifyConfig.from_flat(method="isotropic", **dict(BUDGET, skip=400)),
+        tmp_path / "iso",
+        progress=False,
     )
-    other_sigma = CertifyConfig(
+    other_sigma = CertifyConfig.from_flat(
         method="ancer", reuse=str(tmp_path / "iso"), **dict(BUDGET, skip=400, sigma=0.5)
     )
     with pytest.raises(InputError, match=r"sigma \(0\.25 there, 0\.5 here\)"):
         certify_dataset(other_sigma, tmp_path / "bad", progress=False)
-    fixed = CertifyConfig(method="fixed", reuse=str(tmp_path / "iso"), **dict(BUDGET, skip=400))
+    fixed = CertifyConfig.from_flat(method="fixed", reuse=str(tmp_path / "iso"), **dict(BUDGET, skip=400))
     with pytest.raises(InputError, match="use it with --method isotropic or ancer"):
         certify_dataset(fixed, tmp_path / "bad2", progress=False)

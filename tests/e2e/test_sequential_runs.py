@@ -17,23 +17,23 @@ BASE = dict(model="builtin:digits-gaussian", n0=100, n=3000, alpha=0.001, skip=7
 
 def test_configs_without_radii_keep_the_hash_of_runs_made_before():
     # hashes of these configs computed by anisocert before --radii existed (commit 84c8d65)
-    assert CertifyConfig(model="builtin:digits-gaussian").result_hash() == "712219e7d586c141"
+    assert CertifyConfig.from_flat(model="builtin:digits-gaussian").result_hash() == "712219e7d586c141"
     # (with the ancer settings that were the defaults then: the DDRS gradient, the paper objective, both)
     old_defaults = dict(iso_method="gradient", ancer_objective="paper", fallback="both")
-    ancer = CertifyConfig(
+    ancer = CertifyConfig.from_flat(
         model="builtin:digits-gaussian", method="ancer", noise="uniform", sigma=0.5, n=5000, **old_defaults
     )
     assert ancer.result_hash() == "236552aca3a608ff"
-    with_radii = CertifyConfig(model="builtin:digits-gaussian", radii="1.0,0.5")
-    assert with_radii.radii == (0.5, 1.0) and with_radii.result_hash() != "712219e7d586c141"
+    with_radii = CertifyConfig.from_flat(model="builtin:digits-gaussian", radii="1.0,0.5")
+    assert with_radii.budget.radii == (0.5, 1.0) and with_radii.result_hash() != "712219e7d586c141"
 
 
 def test_fixed_radii_runs_are_prefixes_of_the_fixed_n_stream_whatever_the_batching(tmp_path):
     grid = dict(radii=(0.25, 0.5, 0.75))
-    certify_dataset(CertifyConfig(**BASE, **grid), tmp_path / "a", progress=False)
-    certify_dataset(CertifyConfig(**BASE), tmp_path / "full", progress=False, command="")
+    certify_dataset(CertifyConfig.from_flat(**BASE, **grid), tmp_path / "a", progress=False)
+    certify_dataset(CertifyConfig.from_flat(**BASE), tmp_path / "full", progress=False, command="")
     # another batching, and a resume of a run that lost its last five records
-    other = CertifyConfig(**dict(BASE, inputs_per_batch=3, batch_size=700), **grid)
+    other = CertifyConfig.from_flat(**dict(BASE, inputs_per_batch=3, batch_size=700), **grid)
     certify_dataset(other, tmp_path / "b", progress=False)
     db = sqlite3.connect(tmp_path / "b" / "run.sqlite")
     with db:
@@ -68,7 +68,7 @@ def test_every_method_and_fallback_certifies_sequentially(tmp_path, method, fall
         "gaussian": ("builtin:digits-gaussian", 0.25, (0.25, 0.5)),
         "uniform": ("builtin:digits-uniform", 0.5, (0.1, 0.2)),
     }[noise]
-    config = CertifyConfig(
+    config = CertifyConfig.from_flat(
         **dict(BASE, model=model, max_count=4),
         noise=noise,
         sigma=sigma,
@@ -87,7 +87,7 @@ def test_every_method_and_fallback_certifies_sequentially(tmp_path, method, fall
     spent = np.array([r.draws for r in records])
     behind = np.array([sum(r.counts) for r in records])
     if method == "ancer" and fallback == "both":  # both certificates' draws, each sequential at alpha/2
-        assert np.all(spent > behind) and config.schedule.alpha == config.alpha / 2
+        assert np.all(spent > behind) and config.schedule.alpha == config.budget.alpha / 2
     else:
         assert np.array_equal(spent, behind)
     assert np.all(spent <= (2 if fallback == "both" and method == "ancer" else 1) * BASE["n"])

@@ -55,7 +55,9 @@ def test_device_cuda_on_a_cluster_without_gpus_is_one_error(ray_local, monkeypat
     # the driver's own check would refuse cuda on a machine without GPUs: this is about the cluster's
     monkeypatch.setattr("anisocert._checks.check_device", lambda d: torch.device("cpu"))
     for device in ("cuda", "cuda:1"):
-        config = CertifyConfig(model="builtin:digits-gaussian", data="digits", device=device, workers=2)
+        config = CertifyConfig.from_flat(
+            model="builtin:digits-gaussian", data="digits", device=device, workers=2
+        )
         with pytest.raises(DistributedError, match=rf"^--device {device} and the Ray cluster has no GPU; "):
             next(certify_chunks(config, [[0]], {}))
 

@@ -27,7 +27,7 @@ from tests.unit.test_optimise import Band
 
 X = torch.tensor([[0.0, 0.5], [0.7, 0.5], [0.0, 0.3], [0.0, 0.75], [0.0, 0.15]])
 IDX = [0, 1, 2, 3, 4]
-CERTIFIED = ThetaSearch(iterations=50, objective="certified", check_samples=400)
+CERTIFIED = ThetaSearch(iterations=50, samples=100, objective="certified", check_samples=400)
 
 
 @pytest.mark.parametrize(("noise", "sigma"), [("gaussian", 0.25), ("uniform", 0.4)])

@@ -25,20 +25,20 @@ OLD_ISOTROPIC_HASH = "0266bd019e4f0b03"
 
 def test_a_run_stored_before_the_objective_existed_keeps_its_hash_and_the_public_objective():
     config = CertifyConfig.from_dict(OLD)
-    assert config.ancer_objective == "paper"
+    assert config.theta_search.objective == "paper"
     assert config.result_hash() == OLD_HASH
     assert CertifyConfig.from_dict({**OLD, "method": "isotropic"}).result_hash() == OLD_ISOTROPIC_HASH
 
 
 def test_the_certified_objective_and_its_checks_are_part_of_the_hash():
     fields = {k: v for k, v in OLD.items() if k not in ("model_sha256",)}
-    certified = CertifyConfig(**{**fields, "ancer_objective": "certified"})
+    certified = CertifyConfig.from_flat(**{**fields, "ancer_objective": "certified"})
     assert certified.result_hash() != OLD_HASH
     assert certified.result_dict()["ancer_objective"] == "certified"
-    other = CertifyConfig(**{**fields, "ancer_objective": "certified", "ancer_check_samples": 300})
+    other = CertifyConfig.from_flat(**{**fields, "ancer_objective": "certified", "ancer_check_samples": 300})
     assert other.result_hash() != certified.result_hash()
     # an isotropic run's records do not depend on ancer's objective
-    iso = CertifyConfig(**{**fields, "method": "isotropic", "ancer_objective": "certified"})
+    iso = CertifyConfig.from_flat(**{**fields, "method": "isotropic", "ancer_objective": "certified"})
     assert iso.result_hash() == OLD_ISOTROPIC_HASH
 
 
@@ -48,5 +48,5 @@ def test_the_certified_objective_and_its_checks_are_part_of_the_hash():
 )
 def test_bad_values_are_refused_in_one_line(field, value, words):
     with pytest.raises(AnisocertError) as err:
-        CertifyConfig(**{**OLD, field: value})
+        CertifyConfig.from_flat(**{**OLD, field: value})
     assert words in str(err.value) and "\n" not in str(err.value)

@@ -115,7 +115,9 @@ def _ancer_records(tmp_path, budget):
     runs = {}
     for early in (True, False):
         out = tmp_path / f"{budget['model']}-{early}".replace(":", "_")
-        certify_dataset(CertifyConfig(method="ancer", early_stop=early, **budget), out, progress=False)
+        certify_dataset(
+            CertifyConfig.from_flat(method="ancer", early_stop=early, **budget), out, progress=False
+        )
         store = RunStore.read(out)
         runs[early] = [
             (r.idx, r.prediction, r.radius, r.proxy_radius, r.gap, r.fallback)

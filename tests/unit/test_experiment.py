@@ -85,7 +85,7 @@ def test_presets_follow_the_paper_protocol(tmp_path):
         "isotropic",
         "ancer",
     }
-    assert all(s.certify.n == 100_000 and s.certify.skip == 1 and s.certify.memory for s in certify)
+    assert all(s.certify.budget.n == 100_000 and s.certify.skip == 1 and s.certify.memory for s in certify)
     assert [s.name for s in steps if s.kind == "report"] == [
         f"l2 sigma={s:g}" for s in (0.12, 0.25, 0.5, 1.0)
     ]
@@ -158,7 +158,12 @@ def test_preset_recipes_are_the_released_codes(tmp_path):
         "imagenet_resnet50",
     )
     certify = next(s.certify for s in build_plan("imagenet-l2", tmp_path, data_root=tmp_path) if s.certify)
-    assert (certify.n0, certify.n, certify.alpha, certify.skip) == (100, 100_000, 0.001, 100)
+    assert (certify.budget.n0, certify.budget.n, certify.budget.alpha, certify.skip) == (
+        100,
+        100_000,
+        0.001,
+        100,
+    )
 
 
 def test_dry_run_counts_passes_and_time_from_the_throughput(tmp_path):

@@ -109,7 +109,7 @@ def test_a_run_with_output_to_a_file_prints_lines_and_names_its_phases(tmp_path,
 
     monkeypatch.setattr(progress_module, "INTERVAL", 0.01)
     monkeypatch.setattr(Progress, "phase", spy)
-    config = CertifyConfig(
+    config = CertifyConfig.from_flat(
         model="builtin:digits-gaussian",
         method="isotropic",
         iso_method="search",

@@ -343,7 +343,7 @@ def test_a_run_directory_is_read_from_its_store_not_its_exported_files(tmp_path)
     from anisocert.run.store import RunStore
     from anisocert.run.views import export
 
-    config = CertifyConfig(model="builtin:digits-gaussian", n=100, label="stored run")
+    config = CertifyConfig.from_flat(model="builtin:digits-gaussian", n=100, label="stored run")
     store = RunStore.open(tmp_path / "run", config, versions={"anisocert": "0.1.0"})
     radii = [0.1, 0.2, 0.30000000000000004]
     rows = [

@@ -14,7 +14,7 @@ SCRATCH = ("-wal", "-shm", "-journal")
 
 
 def _config(method: str = "fixed", **kw) -> CertifyConfig:
-    return CertifyConfig(
+    return CertifyConfig.from_flat(
         model="builtin:digits-gaussian", method=method, n0=10, n=100, max_count=4, inputs_per_batch=2, **kw
     )
 

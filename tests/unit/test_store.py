@@ -15,7 +15,7 @@ from anisocert.run.config import CertifyConfig
 from anisocert.run.store import DB_NAME, RunStore
 from anisocert.run.views import export, views
 
-CONFIG = CertifyConfig(model="builtin:digits-gaussian", method="ancer", n=100, max_count=16)
+CONFIG = CertifyConfig.from_flat(model="builtin:digits-gaussian", method="ancer", n=100, max_count=16)
 VERSIONS = {"anisocert": "0.1.0"}
 
 
@@ -174,7 +174,7 @@ def test_a_run_made_on_a_device_absent_here_is_read_and_resumed(tmp_path):
         db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(stored, sort_keys=True),))
     before = _state(run / DB_NAME)
     store = RunStore.read(run)
-    assert store.config.device is None and len(store.certificates()) == 4
+    assert store.config.execution.device is None and len(store.certificates()) == 4
     assert json.loads(store.meta()["config"])["device"] == "cuda:7"
     store.close()
     assert _state(run / DB_NAME) == before

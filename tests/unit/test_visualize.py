@@ -293,7 +293,7 @@ def runs(tmp_path_factory):
     ancer = dict(ancer_iterations=5, ancer_samples=16, ancer_lr=0.5)
     paths = {}
     for method, extra in (("ancer", ancer), ("isotropic", {}), ("fixed", {})):
-        config = CertifyConfig(method=method, label=method, **common, **extra)
+        config = CertifyConfig.from_flat(method=method, label=method, **common, **extra)
         paths[method] = certify_dataset(config, root / method, progress=False).run_dir
     return paths
 

@@ -168,51 +168,37 @@ def _command(optimise_only: bool):
             ),
         ] = True,
     ) -> None:
-        from ..run.config import CertifyConfig
+        from ..core.settings import Budget, SigmaSearch, ThetaSearch
+        from ..run.config import CertifyConfig, Execution
         from ..run.runner import certify_dataset
 
         with user_errors():
-            config = CertifyConfig(
-                model=model,
-                data=data,
-                split=split,
-                noise=noise,
-                method=method,
-                sigma=sigma,
-                n0=n0,
-                n=n,
-                alpha=alpha,
-                seed=seed,
-                skip=skip,
-                max_count=max_count,
-                indices=parse_indices(indices),
-                iso_method=iso_method,
-                iso_iterations=iso_iterations,
-                iso_lr=iso_lr,
-                iso_samples=iso_samples,
-                iso_sigma_min=iso_sigma_min,
-                iso_sigma_max=iso_sigma_max,
-                iso_grid_points=iso_grid_points,
-                iso_refine_steps=iso_refine_steps,
-                ancer_iterations=ancer_iterations,
-                ancer_lr=ancer_lr,
-                ancer_samples=ancer_samples,
-                ancer_tol=ancer_tol,
-                ancer_patience=ancer_patience,
+            budget = Budget(
+                n0=n0, n=n, alpha=alpha, seed=seed, early_stop=early_stop, radii=radii, radii_on=radii_on
+            )
+            sigma_search = SigmaSearch(
+                method=iso_method,
+                iterations=iso_iterations,
+                lr=iso_lr,
+                samples=iso_samples,
+                sigma_min=iso_sigma_min,
+                sigma_max=iso_sigma_max,
+                grid_points=iso_grid_points,
+                refine_steps=iso_refine_steps,
+            )
+            theta_search = ThetaSearch(
+                objective=ancer_objective,
+                iterations=ancer_iterations,
+                lr=ancer_lr,
+                samples=ancer_samples,
+                tol=ancer_tol,
+                patience=ancer_patience,
                 kappa=kappa,
-                ancer_objective=ancer_objective,
-                ancer_check_samples=ancer_check_samples,
-                ancer_check_steps=ancer_check_steps,
-                ancer_check_margin=ancer_check_margin,
-                fallback=fallback,
-                memory=memory,
-                early_stop=early_stop,
-                radii=radii,
-                radii_on=radii_on,
-                on_inside=on_inside,
-                channels_last=channels_last,
-                bf16=bf16,
-                compile=compile,
+                check_samples=ancer_check_samples,
+                check_steps=ancer_check_steps,
+                check_margin=ancer_check_margin,
+            )
+            execution = Execution(
                 batch_size=batch_size,
                 inputs_per_batch=inputs_per_batch,
                 device=device,
@@ -220,6 +206,27 @@ def _command(optimise_only: bool):
                 workers=workers,
                 ray_address=ray_address,
                 reuse=None if reuse is None else str(reuse),
+                channels_last=channels_last,
+                bf16=bf16,
+                compile=compile,
+            )
+            config = CertifyConfig(
+                model=model,
+                data=data,
+                split=split,
+                noise=noise,
+                method=method,
+                sigma=sigma,
+                skip=skip,
+                max_count=max_count,
+                indices=parse_indices(indices),
+                fallback=fallback,
+                memory=memory,
+                on_inside=on_inside,
+                budget=budget,
+                sigma_search=sigma_search,
+                theta_search=theta_search,
+                execution=execution,
             )
             run = certify_dataset(
                 config, out, progress=progress, command=command_line(), optimise_only=optimise_only

@@ -35,12 +35,12 @@ from ._surrogate import Surrogate
 from .bounds import pA_lower_ceiling
 from .noise import get_noise
 from .sampling import Phase
+from .settings import SIGMA_METHODS
 
 __all__ = ["OUTPUTS", "SIGMA_METHODS", "OptimiseResult", "frozen", "optimise_sigma", "optimise_theta"]
 __all__ += ["surrogate_gap"]
 
 OUTPUTS = ("logits", "probabilities")
-SIGMA_METHODS = ("gradient", "search", "votes")
 
 
 @dataclass(frozen=True)

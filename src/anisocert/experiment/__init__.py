@@ -23,7 +23,8 @@ Presets (paper protocol; sigmas 0.12, 0.25, 0.5, 1.0 on CIFAR-10 and 0.25, 0.5, 
 
 Certification uses the public defaults (n0 = 100, n = 100,000, alpha = 0.001; 900 isotropic gradient
 steps and 100 ANCER steps of 100 draws) except in the digits preset. ``overrides`` (CLI ``--set
-train.epochs=1 --set certify.n=1000``) change any TrainConfig / CertifyConfig field in every step.
+train.epochs=1 --set certify.n=1000``) change any TrainConfig field / CertifyConfig flat setting (its
+FLAT_FIELDS: n, iso_method, batch_size, ...) in every step.
 """
 
 from ._estimate import BACKWARD_COST, Estimate, data_sizes, estimate_plan, format_plan, measure_throughput

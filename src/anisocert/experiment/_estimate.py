@@ -72,20 +72,19 @@ def measure_throughput(arch: str, device=None, *, num_classes: int | None = None
 
 def _certify_passes(c: CertifyConfig) -> tuple[float, float]:
     """(forward, backward) passes per input for one certify run."""
-    forward, backward = float(c.n0 + c.n), 0.0
+    b, iso, an = c.budget, c.sigma_search, c.theta_search
+    forward, backward = float(b.n0 + b.n), 0.0
     if c.method != "fixed":
-        if c.iso_method == "gradient":
-            forward, backward = forward + c.iso_iterations * c.iso_samples, c.iso_iterations * c.iso_samples
+        if iso.method == "gradient":
+            forward, backward = forward + iso.iterations * iso.samples, iso.iterations * iso.samples
         else:  # the searches: (grid points + 3 + refinements) evaluations, forward only
-            forward += (c.iso_grid_points + 3 + c.iso_refine_steps) * c.iso_samples
+            forward += (iso.grid_points + 3 + iso.refine_steps) * iso.samples
     if c.method == "ancer":
-        second = {"both": c.n0 + c.n, "select": c.n0, "off": 0}[c.fallback]  # the isotropic draws
-        forward += c.ancer_iterations * c.ancer_samples + second
-        backward += c.ancer_iterations * c.ancer_samples
-        if (
-            c.ancer_objective == "certified"
-        ):  # the hard-vote repair: up to steps + 2 checks (+ the top-k path)
-            forward += (c.ancer_check_steps + 2) * c.ancer_check_samples
+        second = {"both": b.n0 + b.n, "select": b.n0, "off": 0}[c.fallback]  # the isotropic draws
+        forward += an.iterations * an.samples + second
+        backward += an.iterations * an.samples
+        if an.objective == "certified":  # the hard-vote repair: up to steps + 2 checks (+ the top-k path)
+            forward += (an.check_steps + 2) * an.check_samples
     return forward, backward
 
 

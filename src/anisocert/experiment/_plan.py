@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..core.noise import get_noise
 from ..errors import InvalidParameterError, UnknownNameError
-from ..run.config import CertifyConfig
+from ..run.config import FLAT_FIELDS, CertifyConfig
 from ..train import TrainConfig
 from ._estimate import _duration, estimate_plan, format_plan
 from ._presets import get_preset
@@ -31,8 +31,7 @@ def parse_overrides(items: Sequence[str] | dict | None) -> tuple[dict, dict]:
     allowed = {
         # what names a base model or a run (its method, noise, sigma, data, model) is fixed by the preset
         "train": {f.name for f in fields(TrainConfig)} - {"method", "sigma", "sigma_is_std", "data"},
-        "certify": {f.name for f in fields(CertifyConfig)}
-        - {"model", "method", "noise", "sigma", "data", "model_sha256"},
+        "certify": set(FLAT_FIELDS) - {"model", "method", "noise", "sigma", "data", "model_sha256"},
     }
     out: dict[str, dict] = {"train": {}, "certify": {}}
     for key, value in pairs:
@@ -120,18 +119,12 @@ def _certify_configs(p, name: str, train: TrainConfig, model: str, data: str, de
     """One run per method in CERTIFY_METHODS: the base model's noise and sigma, the preset's budget, then
     the certify overrides."""
     return [
-        replace(
-            CertifyConfig(
-                model=model,
-                data=data,
-                noise=train.noise,
-                method=method,
-                sigma=train.theta,
-                label=f"{name} {method}",
-                device=device,
-                **p.certify,
-            ),
-            **over,
+        CertifyConfig.from_flat(
+            **{
+                **dict(model=model, data=data, noise=train.noise, method=method, sigma=train.theta),
+                **dict(label=f"{name} {method}", device=device, **p.certify),
+                **over,
+            }
         )
         for method in CERTIFY_METHODS
     ]

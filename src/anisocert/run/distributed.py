@@ -309,11 +309,11 @@ def certify_chunks(
     records). Needs a cluster (see ray_cluster).
     """
     ray = import_ray()
-    kind = (config.device or "").split(":")[0]  # "": not given, GPUs where the cluster has them
+    kind = (config.execution.device or "").split(":")[0]  # "": not given, GPUs where the cluster has them
     gpus = kind != "cpu" and cluster_has_gpus(ray)
     if kind == "cuda" and not gpus:  # asked for, so never silently the CPU
         raise DistributedError(
-            f"--device {config.device} and the Ray cluster has no GPU; use --device cpu, or leave "
+            f"--device {config.execution.device} and the Ray cluster has no GPU; use --device cpu, or leave "
             "--device out to use GPUs only where the cluster has them"
         )
     items = ((chunk, {i: optimised[i] for i in chunk if i in optimised}, None, certify) for chunk in chunks)
@@ -325,7 +325,7 @@ def certify_chunks(
         (config, gpus, model, dataset, reused),
         "run",
         items,
-        workers=max(1, config.workers),
+        workers=max(1, config.execution.workers),
         gpus=gpus,
     )
     for (chunk, *_), (new_optimised, records) in results:

@@ -65,10 +65,10 @@ class Reused:
 
 
 def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
-    """Read config.reuse (a run directory) and keep what this run may take from it; refuse a mismatch."""
-    if not config.reuse:
+    """Read config.execution.reuse (a run directory) and keep what this run may take from it; refuse a mismatch."""
+    if not config.execution.reuse:
         return Reused()
-    source = RunStore.read(config.reuse)
+    source = RunStore.read(config.execution.reuse)
     try:
         other, have_model = source.config, source.meta().get("model_sha256", "")
         optimised = source.optimised()
@@ -79,38 +79,40 @@ def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
         raise InputError("--reuse takes optimisation results; use it with --method isotropic or ancer")
     if other.method == "fixed" or not optimised:
         raise InputError(
-            f"--reuse {config.reuse} holds no optimised sigma (method {other.method}); give an isotropic or ancer run"
+            f"--reuse {config.execution.reuse} holds no optimised sigma (method {other.method}); give an isotropic or ancer run"
         )
     if model_sha256 and have_model and model_sha256 != have_model:
         raise InputError(
-            f"--reuse {config.reuse} was made with another model (sha256 {have_model[:12]}...); give a run of this --model"
+            f"--reuse {config.execution.reuse} was made with another model (sha256 {have_model[:12]}...); give a run of this --model"
         )
-    _require_same(config, other, _SIGMA_FIELDS + (_VOTES_FIELDS if config.iso_method == "votes" else ()))
+    _require_same(
+        config, other, _SIGMA_FIELDS + (_VOTES_FIELDS if config.sigma_search.method == "votes" else ())
+    )
     if config.method == "ancer" and other.method == "ancer":
         _require_same(config, other, _THETA_FIELDS)
-        if config.ancer_objective == "certified":
+        if config.theta_search.objective == "certified":
             _require_same(config, other, _CHECK_FIELDS)
     if config.method == "isotropic":
         optimised = {i: (s, None, a, 0.0) for i, (s, _, a, _) in optimised.items()}
     iso_ok = (
         config.method == "ancer"
         and config.fallback != "off"
-        and config.radii is None  # sequential counts stop at a look: not a fixed-n certificate's draws
-        and other.radii is None
-        and all(getattr(config, f) == getattr(other, f) for f in _COUNT_FIELDS)
+        and config.budget.radii is None  # sequential counts stop at a look: not a fixed-n certificate's draws
+        and other.budget.radii is None
+        and all(config.to_dict()[f] == other.to_dict()[f] for f in _COUNT_FIELDS)
     )
-    return Reused(Path(config.reuse), optimised, _full_counts(records, config.n) if iso_ok else {})
+    return Reused(
+        Path(config.execution.reuse), optimised, _full_counts(records, config.budget.n) if iso_ok else {}
+    )
 
 
 def _require_same(config: CertifyConfig, other: CertifyConfig, names) -> None:
-    diff = [
-        f"{n} ({getattr(other, n)!r} there, {getattr(config, n)!r} here)"
-        for n in names
-        if getattr(config, n) != getattr(other, n)
-    ]
+    """Refuse a source run whose settings (flat names, as stored) differ from this run's."""
+    here, there = config.to_dict(), other.to_dict()
+    diff = [f"{n} ({there[n]!r} there, {here[n]!r} here)" for n in names if here[n] != there[n]]
     if diff:
         raise InputError(
-            f"--reuse {config.reuse} was optimised with other settings: {', '.join(diff)}; match them or drop --reuse"
+            f"--reuse {config.execution.reuse} was optimised with other settings: {', '.join(diff)}; match them or drop --reuse"
         )
 
 

@@ -90,9 +90,9 @@ def certify_dataset(
     """
     if optimise_only and config.method == "fixed":
         raise InputError("optimize chooses noise per input: use --method isotropic or ancer")
-    distributed = config.workers > 1 or bool(config.ray_address)
+    distributed = config.execution.workers > 1 or bool(config.execution.ray_address)
     if distributed:  # fail before loading anything when Ray is missing or the address is dead
-        _check_ray(config.ray_address)
+        _check_ray(config.execution.ray_address)
     config, loaded, data, device, indices = _load(config, model, dataset, distributed)
     store = RunStore.open(out, config, command=command, versions=versions())
     memory = None
@@ -102,7 +102,7 @@ def certify_dataset(
         memory = _MemoryCertifier(config, data, store) if config.uses_memory and not optimise_only else None
         done = {cert.idx: cert for cert in store.certificates().rows()}
         pending, optimised = _pending(config, indices, done, store, reused, optimise_only)
-        step = config.inputs_per_batch
+        step = config.execution.inputs_per_batch
         chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
         with Progress(progress, len(indices), len(indices) - len(pending)) as bar:
             worker.on_phase = bar.phase
@@ -139,7 +139,7 @@ def _on_ray(config, chunks, optimised, model, dataset, reused, optimise_only: bo
     """Certify the chunks on Ray workers, committing each as it comes back."""
     from .distributed import certify_chunks, ray_cluster
 
-    with ray_cluster(config.workers, config.ray_address):
+    with ray_cluster(config.execution.workers, config.execution.ray_address):
         kw = dict(model=model, dataset=dataset, reused=reused, certify=not optimise_only)
         for chunk, new_optimised, certs in certify_chunks(config, chunks, optimised, **kw):
             commit(chunk, new_optimised, certs)
@@ -151,11 +151,11 @@ def _load(config: CertifyConfig, model, dataset, distributed: bool):
     from ..models import load_model
 
     # with Ray the driver only checks the model (on the CPU: the GPUs are the workers')
-    device = config.device or ("cuda" if torch.cuda.is_available() and not distributed else "cpu")
+    device = config.execution.device or ("cuda" if torch.cuda.is_available() and not distributed else "cpu")
     loaded = model if model is not None else load_model(config.model, device=device)
     dataset = dataset if dataset is not None else load_data(config.data, config.split)
-    device = _device_of(loaded.module, config.device)
-    if config.compile and device.type != "cuda" and not distributed:
+    device = _device_of(loaded.module, config.execution.device)
+    if config.execution.compile and device.type != "cuda" and not distributed:
         raise InputError(f"--compile runs on CUDA only and the device is {device.type}: drop --compile")
     config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
     check_model_fits(loaded.module, dataset, device)

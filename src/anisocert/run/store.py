@@ -312,7 +312,7 @@ class RunStore:
             "memory_processed": len(statuses),
             "mean_draws": float(np.mean(raw.draws)) if len(raw) else 0.0,
             "mean_time": float(np.mean(raw.time)) if len(raw) else 0.0,
-            **({"looks": self.config.schedule.to_dict()} if self.config.radii is not None else {}),
+            **({"looks": self.config.schedule.to_dict()} if self.config.budget.radii is not None else {}),
         }
 
 

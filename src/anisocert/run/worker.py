@@ -40,11 +40,11 @@ class ChunkWorker:
         self.smoothed = Smoothed(
             model,
             self.noise,
-            batch_size=config.batch_size,
+            batch_size=config.execution.batch_size,
             device=device,
-            channels_last=config.channels_last,
-            bf16=config.bf16,
-            compile=config.compile,
+            channels_last=config.execution.channels_last,
+            bf16=config.execution.bf16,
+            compile=config.execution.compile,
         )
         self.reused = reused if reused is not None else load_reused(config, config.model_sha256)
         self.on_phase = _quiet  # told "sigma search", "theta search", "certification" (the run's progress)
@@ -111,7 +111,7 @@ class ChunkWorker:
         sigma = np.array([partial[i][0] if i in partial else np.nan for i in idx])
         sigma_time = np.array([partial[i][2] if i in partial else 0.0 for i in idx])
         need = [k for k, i in enumerate(idx) if i not in partial]
-        common = dict(outputs=c.outputs, batch_size=c.batch_size)
+        common = dict(outputs=c.outputs, batch_size=c.execution.batch_size)
         if need:
             self.on_phase("sigma search")
             t0 = time.perf_counter()

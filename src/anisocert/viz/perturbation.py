@@ -226,16 +226,16 @@ def perturb_certificate(
             f"input {cert.idx}: no direction of the anisotropic region reaches beyond the isotropic "
             f"radius {iso_radius:.4g} (largest theta {cert.theta.max():.4g})"
         )
-    seed = config.seed + 1 if seed is None else _checks.check_int("seed", seed, min_value=0)
-    n = config.n if n is None else _checks.check_int("n", n, hint="; e.g. 2000")
-    smoothed = Smoothed(model, cert.noise, batch_size=config.batch_size)
+    seed = config.budget.seed + 1 if seed is None else _checks.check_int("seed", seed, min_value=0)
+    n = config.budget.n if n is None else _checks.check_int("n", n, hint="; e.g. 2000")
+    smoothed = Smoothed(model, cert.noise, batch_size=config.execution.batch_size)
     as_tensor = dict(dtype=torch.float32, device=smoothed.device)
     result = smoothed.certify(
         torch.as_tensor(x + d, **as_tensor)[None],
         torch.as_tensor(cert.theta, **as_tensor)[None],
-        n0=config.n0,
+        n0=config.budget.n0,
         n=n,
-        alpha=config.alpha,
+        alpha=config.budget.alpha,
         seed=seed,
         idx=[cert.idx],
     )
@@ -252,7 +252,7 @@ def perturb_certificate(
         check_pA_lower=float(result.pA_lower[0]),
         check_n=n,
         check_seed=seed,
-        check_alpha=float(config.alpha),
+        check_alpha=float(config.budget.alpha),
     )
 
 
