@@ -111,7 +111,7 @@ def test_the_store_gives_back_the_certificates_it_was_given(tmp_path):
     from anisocert.run.store import RunStore
 
     certs, _ = _batch(B=5, dim=64)
-    config = CertifyConfig(model="builtin:digits-gaussian", method="ancer", n=100)
+    config = CertifyConfig.from_flat(model="builtin:digits-gaussian", method="ancer", n=100)
     store = RunStore.open(tmp_path / "run", config, versions={"anisocert": "0.1.0"})
     store.add_certificates(certs)
     back = store.certificates()
