@@ -52,6 +52,8 @@ _LAZY = {
     "RunSummary": "run.runner",
     "certify_dataset": "run.runner",
     "verify_run": "run.runner",
+    "Results": "viz.results",
+    "load_results": "viz.results",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
