@@ -29,11 +29,10 @@ import scipy.sparse as sp
 from scipy.optimize import brentq, linprog
 
 from ..errors import InputError, InvalidParameterError, UnknownNameError
-from .certificates import Certificates
+from .certificates import ABSTAIN, Certificates
 
 __all__ = ["VerifyReport", "verify_certificates", "verify_regions"]
 
-_ABSTAIN = -1
 _LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 _BLOCK_ENTRIES = 1 << 22  # Gram-block size (float64 entries) of the pre-filter
 
@@ -78,7 +77,7 @@ def verify_regions(centers, thetas, gaps, predictions, norm: str, *, tol: float 
         Conflicting pairs (i, j) with i < j, in increasing order, and how many pairs were checked.
     """
     C, A, preds = _validate(centers, thetas, gaps, predictions, norm, tol)
-    foreign = (preds[:, None] != preds[None, :]) & (preds[:, None] != _ABSTAIN) & (preds[None, :] != _ABSTAIN)
+    foreign = (preds[:, None] != preds[None, :]) & (preds[:, None] != ABSTAIN) & (preds[None, :] != ABSTAIN)
     foreign = np.triu(foreign, k=1)  # pairs i < j
     pairs = _near_pairs(C, A, norm, foreign)
     conflicts, depths = [], {}

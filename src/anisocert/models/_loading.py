@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import InvalidParameterError, ModelLoadError, UnknownNameError
+from ..errors import InvalidParameterError, ModelLoadError, UnknownNameError, one_line
 from . import _state_dict, _weights
 from . import checkpoint as _ckpt  # a module object: checkpoint imports models._registry
 from ._registry import create_model, is_model, list_models
@@ -218,7 +218,7 @@ def _load_exported(path: Path) -> LoadedModel:
     try:
         program = torch.export.load(str(path), extra_files=extra)
     except Exception as err:  # the loader raises many types on a damaged archive
-        raise ModelLoadError(f"cannot read exported program {path}: {_first_line(err)}") from None
+        raise ModelLoadError(f"cannot read exported program {path}: {one_line(err)}") from None
     meta = _program_meta(extra, path)
     module = program.module()
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
@@ -269,7 +269,7 @@ def _load_torchscript(path: Path) -> LoadedModel:
             warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still loadable
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as err:
-        raise ModelLoadError(f"cannot read TorchScript file {path}: {_first_line(err)}") from None
+        raise ModelLoadError(f"cannot read TorchScript file {path}: {one_line(err)}") from None
     meta = _program_meta(extra, path)
     shape = getattr(module, "input_shape", meta.get("input_shape"))
     return LoadedModel(
@@ -294,7 +294,7 @@ def _load_factory(module_name: str, attr: str) -> LoadedModel:
     try:
         net = factory()
     except Exception as err:
-        raise ModelLoadError(f"{spec}() raised {type(err).__name__}: {_first_line(err)}") from err
+        raise ModelLoadError(f"{spec}() raised {type(err).__name__}: {one_line(err)}") from err
     if not isinstance(net, nn.Module):
         raise ModelLoadError(f"{spec}() returned {type(net).__name__}, not a torch.nn.Module")
     try:
@@ -358,8 +358,3 @@ def _to_eval(module: nn.Module, device: torch.device) -> nn.Module:
     except NotImplementedError:  # exported programs keep the mode they were exported in
         pass
     return module
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

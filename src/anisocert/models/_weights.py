@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, one_line
 
 __all__ = ["read_weights"]
 
@@ -50,7 +50,7 @@ def read_weights(path: Path) -> Mapping:
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as err:
-            raise ModelLoadError(f"cannot read safetensors file {path}: {_first_line(err)}") from None
+            raise ModelLoadError(f"cannot read safetensors file {path}: {one_line(err)}") from None
     try:
         return _torch_load(path)
     except pickle.UnpicklingError as err:
@@ -68,7 +68,7 @@ def read_weights(path: Path) -> Mapping:
             "containers and numbers are read. Re-save it as torch.save(model.state_dict(), PATH) or safetensors"
         ) from None
     except Exception as err:  # truncated zip, not a torch file, ...
-        raise ModelLoadError(f"cannot read checkpoint {path}: {_first_line(err)}") from None
+        raise ModelLoadError(f"cannot read checkpoint {path}: {one_line(err)}") from None
 
 
 _NUMPY_GLOBALS = {
@@ -91,7 +91,7 @@ def _load_with_numpy(path: Path) -> Mapping:
         try:
             return _torch_load(path)
         except Exception as err:
-            raise ModelLoadError(f"refused {path}: {_first_line(err)}") from None
+            raise ModelLoadError(f"refused {path}: {one_line(err)}") from None
 
 
 def _torch_load(path: Path):
@@ -121,8 +121,3 @@ def _pickle_globals(path: Path) -> list[str]:
     except Exception:  # a damaged pickle: report what was found so far
         pass
     return list(dict.fromkeys(n for n in names if n not in _PLAIN_GLOBALS and not _PLAIN_TORCH.match(n)))
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
