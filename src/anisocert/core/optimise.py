@@ -151,34 +151,20 @@ def optimise_sigma(
     noise : "gaussian", "uniform" or a NoiseFamily.
     x : tensor of shape (B, *D) on the model's device.
     sigma0 : the starting sigma (the training sigma), > 0.
-    iterations, lr : plain gradient ascent sigma <- clamp(sigma + lr * grad, sigma_min, sigma_max)
-        with ``samples`` fresh draws per step (public defaults 900, 0.04, 100: 90,000 forward and
-        backward passes per input). Not used by the search.
-    samples : draws per surrogate evaluation; default 100 for the gradient (public) and 1000 for the
-        search, whose fixed draws must average out their own noise: on the band toy of the tests
-        its answer is then as good as the gradient's (mean surrogate radius +0.0001, worst input
-        -2%); with 500 draws, -0.3% on average and -4% at worst; with 100, -3% and -9%.
+    method : "gradient" (DDRS, public), "search" (the same surrogate on common draws: a grid of
+        ``grid_points`` log-spaced sigmas, then ``refine_steps`` golden-section steps) or "votes" (that
+        search on the hard-vote radius certification reports, capped by what (certify_n, certify_alpha)
+        can certify). Why and at what cost: core/_sigma_search.py.
+    iterations, lr : the gradient's sigma <- clamp(sigma + lr * grad, sigma_min, sigma_max), ``samples``
+        fresh draws per step (public defaults 900, 0.04, 100). Not used by the searches.
+    samples : draws per surrogate evaluation; default 100 for the gradient (public), 1000 for the searches.
     seed, idx : name the draws: input i uses unit_noise(phase=Phase.SIGMA, block=step, idx=idx[i]).
         idx defaults to 0..B-1; pass data-set indices so that results do not depend on batching.
     outputs : "logits" (softmax is applied) or "probabilities" (used as they are).
-    method : "gradient" (DDRS), or "search": common random numbers (block 0: ``samples`` draws per
-        input, reused for every candidate); the surrogate at sigma0 and at ``grid_points``
-        log-spaced sigmas in [sigma_min, sigma_max], then golden-section search in log sigma
-        between the best grid point's neighbours (2 + ``refine_steps`` evaluations). Candidates
-        whose top class differs from the top class at sigma0 are rejected (the search does not
-        trade the prediction for radius); the best sigma evaluated is returned. Cost per input:
-        (grid_points + 3 + refine_steps) * samples forward passes and no backward pass (17,000
-        at the defaults, against 90,000 forward and 90,000 backward passes for the gradient).
-        "votes": the same search on the quantity certification reports instead of the soft surrogate:
-        c * sigma * gap(p) with p the fraction of hard votes for the top class at sigma0 (softmax
-        confidence under noise is often far below the vote frequency, which drags the surrogate's
-        optimum to small sigma), capped at the largest pA_lower that (certify_n, certify_alpha) can
-        certify (beyond it a larger p buys no radius); candidates with p <= 1/2 would abstain.
     batch_size : most noisy inputs per model call.
-    certify_n, certify_alpha : the certification budget the votes search aims at (its cap on p).
-    sigma_min, sigma_max : the allowed range. sigma_min defaults to sigma0 / 10 (it keeps sigma
-        positive, which the public code does not); sigma_max to 10 * sigma0 for the search and to
-        no bound for the gradient (public behaviour).
+    sigma_min, sigma_max : the allowed range; sigma_min defaults to sigma0 / 10 (it keeps sigma positive,
+        which the public code does not), sigma_max to 10 * sigma0 for the searches and to no bound for the
+        gradient (public behaviour).
 
     Returns
     -------
@@ -187,21 +173,9 @@ def optimise_sigma(
     start = time.perf_counter()
     noise, x, idx = _prepare(model, noise, x, idx, outputs, batch_size)
     sigma0 = _checks.check_real("sigma0", sigma0, hint="; start from the training sigma, e.g. 0.25")
-    if method not in SIGMA_METHODS:
-        raise UnknownNameError(f"method={method!r} is unknown; choose one of {list(SIGMA_METHODS)}")
-    samples = (100 if method == "gradient" else 1000) if samples is None else samples
-    cap = None
-    if method == "votes":
-        certify_n, certify_alpha = _checks.check_budget(1, certify_n, certify_alpha)[1:]
-        cap = pA_lower_ceiling(certify_n, certify_alpha)
-    samples = _checks.check_int("samples", samples, hint="; the usual value is 100 (1000 for the search)")
-    sigma_min = sigma0 / 10 if sigma_min is None else _checks.check_real("sigma_min", sigma_min)
-    if sigma_max is None:
-        sigma_max = math.inf if method == "gradient" else 10 * sigma0
-    elif isinstance(sigma_max, bool) or not isinstance(sigma_max, (int, float)) or sigma_max <= sigma_min:
-        raise InvalidParameterError(f"sigma_max={sigma_max!r} must be a number > sigma_min={sigma_min}")
-    if method != "gradient" and not math.isfinite(sigma_max):
-        raise InvalidParameterError(f"sigma_max={sigma_max} must be finite for the search; e.g. 10 * sigma0")
+    samples, cap, sigma_min, sigma_max = _search_settings(
+        method, samples, sigma0, sigma_min, sigma_max, certify_n, certify_alpha
+    )
     surrogate = Surrogate(
         model, noise, x, samples=samples, seed=seed, phase=Phase.SIGMA, outputs=outputs, batch_size=batch_size
     )
@@ -269,19 +243,15 @@ def optimise_theta(
     sigma = sigma.expand(B) if sigma.numel() == 1 else sigma
     if sigma.shape != (B,):
         raise InputError(f"sigma has {sigma.numel()} entries for {B} inputs; give one sigma_x per input")
-    iterations = _checks.check_int("iterations", iterations, min_value=0, hint="; the usual value is 100")
-    lr = _checks.check_real("lr", lr, hint="; the usual value is 0.04")
-    samples = _checks.check_int("samples", samples, hint="; the usual value is 100")
-    if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 <= kappa < math.inf:
-        raise InvalidParameterError(f"kappa={kappa!r} must be a finite number >= 0; the usual value is 2")
-    tol = None if tol is None else _checks.check_real("tol", tol, hint="; e.g. 1e-3")
-    patience = _checks.check_int("patience", patience, hint="; e.g. 10")
+    iterations, lr, samples, kappa, tol, patience = _adam_settings(
+        iterations, lr, samples, kappa, tol, patience
+    )
     surrogate = Surrogate(
         model, noise, x, samples=samples, seed=seed, phase=Phase.THETA, outputs=outputs, batch_size=batch_size
     )
     with frozen(model):
         theta, steps = _theta_adam(
-            surrogate, x, idx, sigma.reshape(B, *ones), iterations, lr, float(kappa), tol, patience
+            surrogate, x, idx, sigma.reshape(B, *ones), iterations, lr, kappa, tol, patience
         )
     return _result(
         x, sigma=sigma.clone(), theta=theta, steps=steps, passes=surrogate.passes(steps), start=start
@@ -354,3 +324,35 @@ def surrogate_gap(
     )
     u = surrogate.draws(idx, block)
     return surrogate.gap(surrogate.mean_probs(x, theta.unsqueeze(1), u)[:, 0])
+
+
+def _search_settings(method, samples, sigma0, sigma_min, sigma_max, certify_n, certify_alpha) -> tuple:
+    """optimise_sigma's (samples, votes cap on pA or None, sigma_min, sigma_max), checked."""
+    if method not in SIGMA_METHODS:
+        raise UnknownNameError(f"method={method!r} is unknown; choose one of {list(SIGMA_METHODS)}")
+    samples = (100 if method == "gradient" else 1000) if samples is None else samples
+    cap = None
+    if method == "votes":
+        certify_n, certify_alpha = _checks.check_budget(1, certify_n, certify_alpha)[1:]
+        cap = pA_lower_ceiling(certify_n, certify_alpha)
+    samples = _checks.check_int("samples", samples, hint="; the usual value is 100 (1000 for the search)")
+    sigma_min = sigma0 / 10 if sigma_min is None else _checks.check_real("sigma_min", sigma_min)
+    if sigma_max is None:
+        sigma_max = math.inf if method == "gradient" else 10 * sigma0
+    elif isinstance(sigma_max, bool) or not isinstance(sigma_max, (int, float)) or sigma_max <= sigma_min:
+        raise InvalidParameterError(f"sigma_max={sigma_max!r} must be a number > sigma_min={sigma_min}")
+    if method != "gradient" and not math.isfinite(sigma_max):
+        raise InvalidParameterError(f"sigma_max={sigma_max} must be finite for the search; e.g. 10 * sigma0")
+    return samples, cap, sigma_min, sigma_max
+
+
+def _adam_settings(iterations, lr, samples, kappa, tol, patience) -> tuple:
+    """optimise_theta's settings, checked (one line naming the usual value otherwise)."""
+    iterations = _checks.check_int("iterations", iterations, min_value=0, hint="; the usual value is 100")
+    lr = _checks.check_real("lr", lr, hint="; the usual value is 0.04")
+    samples = _checks.check_int("samples", samples, hint="; the usual value is 100")
+    if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 <= kappa < math.inf:
+        raise InvalidParameterError(f"kappa={kappa!r} must be a finite number >= 0; the usual value is 2")
+    tol = None if tol is None else _checks.check_real("tol", tol, hint="; e.g. 1e-3")
+    patience = _checks.check_int("patience", patience, hint="; e.g. 10")
+    return iterations, lr, samples, float(kappa), tol, patience

@@ -183,13 +183,7 @@ def map_on_workers(
             try:
                 [ref], _ = ray.wait(list(running), num_returns=1)
             except KeyboardInterrupt:
-                ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
-                for ref in ready:
-                    try:
-                        result = ray.get(ref)
-                    except Exception:  # noqa: BLE001 - stopping anyway; keep what did finish
-                        continue
-                    yield running.pop(ref)[1], result
+                yield from _finished(ray, running)
                 raise
             k, args = running.pop(ref)
             result = _get(ray, ref)
@@ -203,6 +197,17 @@ def map_on_workers(
                 pass
         for actor in actors:
             ray.kill(actor, no_restart=True)
+
+
+def _finished(ray, running: dict):
+    """(args, result) of the tasks that finished (on Ctrl-C: the caller commits them before stopping)."""
+    ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
+    for ref in ready:
+        try:
+            result = ray.get(ref)
+        except Exception:  # noqa: BLE001 - stopping anyway; keep what did finish
+            continue
+        yield running.pop(ref)[1], result
 
 
 def _get(ray, ref):
