@@ -144,3 +144,16 @@ def test_a_resumed_run_batches_stored_rows_beside_fresh_ones(tmp_path):
     assert mixed.geo_mean_theta is None and mixed.status is None
     np.testing.assert_array_equal(mixed.gap, certs.gap[np.argsort(certs.idx[:2]).tolist() + [2, 3]])
     assert len(CertificateMemory("l2", 64).certify_all(np.zeros((4, 64)), mixed)) == 4
+
+
+def test_the_report_takes_certificates_and_their_tsv_reads_back_to_the_last_digit(tmp_path):
+    from anisocert.viz.results import Results, read_tsv, write_tsv
+
+    certs, centers = _batch(B=8, dim=4, seed=7)
+    reported = CertificateMemory("l2", 4).certify_all(centers, certs)
+    results = Results.from_certificates("run", reported, "ancer")
+    np.testing.assert_array_equal(results.radius, reported.radius)
+    np.testing.assert_array_equal(results.correct, (reported.prediction == reported.label).astype(int))
+    back = read_tsv(write_tsv(results, tmp_path / "run.tsv"))
+    for name, column in results.columns.items():
+        np.testing.assert_array_equal(back.columns[name], column, err_msg=name)

@@ -56,6 +56,14 @@ class Results:
     def __len__(self) -> int:
         return int(self.columns["idx"].shape[0])
 
+    @classmethod
+    def from_certificates(cls, name: str, certs, method: str, meta: dict | None = None) -> Results:
+        """A run's certificates (core.certificates.Certificates, with their run context) as the report
+        reads them: the certify.tsv columns, at full precision, without a text round trip."""
+        from ..run.views import tsv_columns
+
+        return cls(name=name, columns=tsv_columns(certs, method), meta=dict(meta or {}))
+
     @property
     def radius(self) -> np.ndarray:
         return self.columns["radius"]
@@ -203,15 +211,16 @@ def _from_store(run_dir: Path) -> Results:
     """The reported certificates and run.json meta of a run, read from its store opened read-only (the
     certify.tsv columns, not its text)."""
     from ..run.store import RunStore
-    from ..run.views import tsv_columns
 
     store = RunStore.read(run_dir)
     try:
-        columns, summary = tsv_columns(store.reported(), store.config.method), store.summary()
+        certs, method, summary = store.reported(), store.config.method, store.summary()
     finally:
         store.close()
     meta = {"format": "ancer", **json.loads(json.dumps(summary))}  # as run.json reads back
-    return Results(name=run_dir.name, columns=columns, meta=meta, source=str(run_dir))
+    results = Results.from_certificates(run_dir.name, certs, method, meta)
+    results.source = str(run_dir)
+    return results
 
 
 def load_all(paths: Sequence[str | os.PathLike]) -> list[Results]:
