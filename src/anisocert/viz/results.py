@@ -217,7 +217,7 @@ def _from_store(run_dir: Path) -> Results:
         certs, method, summary = store.reported(), store.config.method, store.summary()
     finally:
         store.close()
-    meta = {"format": "ancer", **json.loads(json.dumps(summary))}  # as run.json reads back
+    meta = {"format": "ancer", **json.loads(json.dumps(summary, sort_keys=True))}  # as run.json reads back
     results = Results.from_certificates(run_dir.name, certs, method, meta)
     results.source = str(run_dir)
     return results
