@@ -272,6 +272,7 @@ class RunStore:
 
     def memory_certificates(self, order: str = "seq") -> Certificates:
         """The memory-based certificates: in the order memory processed them ("seq"), or by "idx"."""
+        assert order in ("seq", "idx"), "a fixed SQL text: never built from outside input"
         columns = self._record_columns()
         outcome = ", ".join(f"m.{c}" for c in MEMORY_COLUMNS)
         return from_records(
