@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .certificates import Certificates
+from .sampling import per_input
 from .settings import FALLBACKS, Budget, SigmaSearch, ThetaSearch
 from .smooth import ABSTAIN, Smoothed, certificate_from_counts, predicted_radius, theta_summary
 
@@ -258,8 +259,7 @@ def isotropic_certificates(
     if known:
         assert budget.radii is None, "sequential counts stop at a look: never reused as fixed-n counts"
         # theta's summary exactly as a fresh certificate computes it (bit-identical records)
-        shape = (len(known), *x.shape[1:])
-        expanded = iso_theta[known].reshape(-1, *([1] * (x.ndim - 1))).expand(shape)
+        expanded = per_input(iso_theta[known], (len(known), *x.shape[1:]))
         min_theta, geo_theta = theta_summary(expanded, len(known))
         cA = np.array([iso_known[idx[k]][0] for k in known])
         counts = np.array([iso_known[idx[k]][1] for k in known])

@@ -66,6 +66,17 @@ def unit_noise(
     return noise.unit(shape, generator, device, dtype)
 
 
+def per_input(theta: torch.Tensor, shape) -> torch.Tensor:
+    """theta as one scale per coordinate of B inputs of `shape` (B, *D): from a scalar, one value per input
+    (B,) or (B, 1, ...), or (B, *D) itself. A view (no copy)."""
+    B = shape[0]
+    if theta.numel() == 1:
+        theta = theta.reshape(1).expand(B)
+    if theta.shape == (B,):
+        theta = theta.reshape(B, *([1] * (len(shape) - 1)))
+    return theta.expand(*shape)
+
+
 def _blocks(n: int, start: int = 0):
     """(block, draws) of the stream's draws start..n-1; start is a multiple of BLOCK."""
     return [(b, min(BLOCK, n - b * BLOCK)) for b in range(start // BLOCK, (n + BLOCK - 1) // BLOCK)]
@@ -135,11 +146,8 @@ class _Streams:
     def __init__(
         self, noise: NoiseFamily, x: torch.Tensor, theta: torch.Tensor, idx, *, seed: int, phase: int
     ):
-        B, self.dims = x.shape[0], tuple(x.shape[1:])
-        theta = theta.to(device=x.device, dtype=x.dtype)
-        self.theta = (
-            theta.reshape(B, *([1] * len(self.dims))) if theta.numel() == B else theta.expand(B, *self.dims)
-        )
+        self.dims = tuple(x.shape[1:])
+        self.theta = per_input(theta.to(device=x.device, dtype=x.dtype), x.shape)
         self.noise, self.x, self.idx, self.seed, self.phase = noise, x, [int(i) for i in idx], seed, phase
         self.generator = torch.Generator(device=x.device)
 

@@ -10,7 +10,7 @@ from .bounds import pA_lower as _pA_lower
 from .bounds import top_two_pvalue
 from .certificates import ABSTAIN, Certificates
 from .noise import NoiseFamily, get_noise
-from .sampling import Phase, count_predictions
+from .sampling import Phase, count_predictions, per_input
 from .sequential import LookSchedule, parse_radii, run_looks
 from .settings import RADII_ON
 
@@ -62,12 +62,7 @@ class Smoothed:
     def _prepare(self, x, theta, idx):
         x = _checks.check_inputs(x).to(self.device, torch.float32)
         B = x.shape[0]
-        theta = _checks.check_theta(theta).to(self.device)
-        if theta.ndim == 0 or theta.numel() == 1:
-            theta = theta.reshape(1).expand(B)
-        if theta.shape == (B,):
-            theta = theta.reshape(B, *([1] * (x.ndim - 1))).expand_as(x)
-        theta = theta.expand_as(x)
+        theta = per_input(_checks.check_theta(theta).to(self.device), x.shape)
         idx = np.arange(B) if idx is None else np.asarray(idx, dtype=np.int64).reshape(-1)
         assert idx.shape == (B,), f"idx must name each of the {B} inputs"
         return x, theta, idx
