@@ -123,6 +123,8 @@ def test_the_store_gives_back_the_certificates_it_was_given(tmp_path):
             assert back.theta is None or back.theta[k] is None
         else:
             np.testing.assert_array_equal(back.theta[k], certs.theta[j])
+    light = store.certificates(theta=False)  # what the tables need, without the regions' theta
+    assert light.theta is None and np.array_equal(light.proxy_radius, back.proxy_radius)
     with pytest.raises(sqlite3.IntegrityError):  # an input is certified once: a second insert is refused
         store.add_certificates(certs.take([0]))
     store.close()

@@ -257,9 +257,10 @@ class RunStore:
     def done(self) -> set[int]:
         return {i for (i,) in self._rows("SELECT idx FROM records")}
 
-    def certificates(self) -> Certificates:
-        """The raw certificates (before memory), by index."""
-        return from_records(self._rows(f"SELECT {self._record_columns()} FROM records r ORDER BY idx"))
+    def certificates(self, *, theta: bool = True) -> Certificates:
+        """The raw certificates (before memory), by index. theta False: without the regions' theta (the
+        tables and counts need none; an ImageNet theta is 600 kB an input)."""
+        return from_records(self._rows(f"SELECT {self._record_columns(theta)} FROM records r ORDER BY idx"))
 
     def add_memory(self, certs: Certificates, first_seq: int) -> None:
         """Commit memory-based certificates, the k-th processed as number first_seq + k."""
@@ -270,10 +271,10 @@ class RunStore:
                 "INSERT INTO memory VALUES (?,?,?,?,?,?,?,?,?)", memory_rows(certs, first_seq)
             )
 
-    def memory_certificates(self, order: str = "seq") -> Certificates:
+    def memory_certificates(self, order: str = "seq", *, theta: bool = True) -> Certificates:
         """The memory-based certificates: in the order memory processed them ("seq"), or by "idx"."""
         assert order in ("seq", "idx"), "a fixed SQL text: never built from outside input"
-        columns = self._record_columns()
+        columns = self._record_columns(theta)
         outcome = ", ".join(f"m.{c}" for c in MEMORY_COLUMNS)
         return from_records(
             self._rows(
@@ -281,20 +282,25 @@ class RunStore:
             )
         )
 
-    def _record_columns(self) -> str:
-        """RECORD_COLUMNS of table ``records r``; NULL draws in a store made before that column."""
+    def _record_columns(self, theta: bool = True) -> str:
+        """RECORD_COLUMNS of table ``records r``; NULL draws in a store made before that column, NULL theta
+        where it is not wanted."""
         stored = {row[1] for row in self._rows("PRAGMA table_info(records)")}
+        if not theta:
+            stored.discard("theta")
         return ", ".join(f"r.{c}" if c in stored else f"NULL AS {c}" for c in RECORD_COLUMNS)
 
-    def reported(self) -> Certificates:
+    def reported(self, *, theta: bool = True) -> Certificates:
         """The certificates the run reports, by index: memory-based when memory is on, else the raw ones."""
-        return self.memory_certificates("idx") if self.config.uses_memory else self.certificates()
+        if self.config.uses_memory:
+            return self.memory_certificates("idx", theta=theta)
+        return self.certificates(theta=theta)
 
     def summary(self) -> dict:
         """Run metadata and counts, for reports (written to run.json)."""
         meta = self.meta()
         config = json.loads(meta["config"])
-        raw = self.certificates()
+        raw = self.certificates(theta=False)
         statuses = [status for (status,) in self._rows("SELECT status FROM memory")]
         label = config.get("label") or f"{config['method']} {config['noise']} sigma={config['sigma']}"
         return {

@@ -57,8 +57,8 @@ def views(store) -> dict[str, str]:
     """{file name: text} of certify.tsv, certify_nomemory.tsv and run.json, from the stored certificates."""
     method = store.config.method
     return {
-        "certify.tsv": tsv_text(tsv_columns(store.reported(), method)),
-        "certify_nomemory.tsv": tsv_text(tsv_columns(store.certificates(), method)),
+        "certify.tsv": tsv_text(tsv_columns(store.reported(theta=False), method)),
+        "certify_nomemory.tsv": tsv_text(tsv_columns(store.certificates(theta=False), method)),
         "run.json": json.dumps(store.summary(), indent=2, sort_keys=True) + "\n",
     }
 

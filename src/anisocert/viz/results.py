@@ -214,7 +214,7 @@ def _from_store(run_dir: Path) -> Results:
 
     store = RunStore.read(run_dir)
     try:
-        certs, method, summary = store.reported(), store.config.method, store.summary()
+        certs, method, summary = store.reported(theta=False), store.config.method, store.summary()
     finally:
         store.close()
     meta = {"format": "ancer", **json.loads(json.dumps(summary, sort_keys=True))}  # as run.json reads back
