@@ -156,6 +156,8 @@ def test_the_report_takes_certificates_and_their_tsv_reads_back_to_the_last_digi
     results = Results.from_certificates("run", reported, "ancer")
     np.testing.assert_array_equal(results.radius, reported.radius)
     np.testing.assert_array_equal(results.correct, (reported.prediction == reported.label).astype(int))
+    raw = Results.from_certificates("raw", certs, "ancer")  # before memory: no status yet
+    assert list(raw.columns["memory_status"]) == ["none"] * len(certs)
     back = read_tsv(write_tsv(results, tmp_path / "run.tsv"))
     for name, column in results.columns.items():
         np.testing.assert_array_equal(back.columns[name], column, err_msg=name)

@@ -35,7 +35,9 @@ def tsv_columns(certs: Certificates, method: str) -> dict[str, np.ndarray]:
         "method": np.array([method] * len(certs), dtype=object),
         "fallback": certs.fallback,
         "opt_time": certs.opt_time,
-        "memory_status": np.asarray(certs.status, dtype=object),
+        "memory_status": np.array(
+            ["none"] * len(certs) if certs.status is None else certs.status, dtype=object
+        ),
         "draws": certs.draws,
     }
 
