@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 # public name -> the module (relative to this package) that defines it
 _LAZY = {
+    "keep_freed_memory": "_allocator",
     "AncerResult": "core.ancer",
     "ancer": "core.ancer",
     "CertificateMemory": "core.memory",

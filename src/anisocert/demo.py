@@ -11,6 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
+from ._allocator import keep_freed_memory
 from .run.config import CertifyConfig
 from .run.runner import certify_dataset
 
@@ -79,6 +80,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    keep_freed_memory()
     t0 = time.perf_counter()
     files = run_demo(args.out, progress=not args.no_progress)
     print(f"demo finished in {time.perf_counter() - t0:.0f} s; files written:")

@@ -14,6 +14,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LAYERS = {
     "anisocert.errors": 0,
     "anisocert._checks": 0,
+    "anisocert._allocator": 0,
     "anisocert.core": 1,
     "anisocert.data": 2,
     "anisocert.models": 2,

@@ -11,6 +11,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
+from .._allocator import keep_freed_memory
 from ._common import user_errors
 from .certify import certify, optimize
 from .experiment import experiment
@@ -89,4 +90,6 @@ app.command()(selftest)
 
 
 def main() -> None:
+    """The console entry point: malloc keeps freed memory for the forward passes' reuse (issue 25)."""
+    keep_freed_memory()
     app()

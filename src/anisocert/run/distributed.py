@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
+from .._allocator import keep_freed_memory
 from ..errors import AnisocertError, InvalidParameterError, ModelLoadError, one_line
 
 __all__ = [
@@ -114,6 +115,7 @@ class _Host:
     def __init__(self, factory: Callable, threads: int, crash_marker: str | None, *factory_args):
         import torch
 
+        keep_freed_memory()  # a worker process runs forward passes on its CPUs (issue 25)
         torch.set_num_threads(threads)
         self.crash_marker = crash_marker
         self.worker, self.error = None, None
