@@ -443,9 +443,12 @@ def test_runtime_table_values_and_chart(tmp_path):
     v = table.values
     np.testing.assert_allclose(v[0, :5], [3, 2, 0.5, 0, 0.4])  # medians and IQRs (numpy's percentiles)
     np.testing.assert_allclose(v[1, :5], [0, 0, 0.3, 0.2, 0.2])
-    # gained proxy radius per extra second vs the fixed run: (1.0 - 0.2) / ((8 + 0.5) - (0 + 0.3))
-    assert v[2, 5] == pytest.approx(0.8 / 8.2)
-    assert v[0, 5] == pytest.approx(0.2 / (4.5 - 0.3)) and np.isnan(v[1, 5])
+    # mean time per input and ACR proxy as ratios to the fixed run's (0.3 s, 0.2)
+    np.testing.assert_allclose(v[:, 5], [(4 + 0.5) / 0.3, 1, (8 + 0.5) / 0.3])
+    np.testing.assert_allclose(v[:, 6], [0.4 / 0.2, 1, 1.0 / 0.2])
+    # a run that is not slower than the reference still has both ratios (it had "-" before)
+    quick = _timed("quick", [0] * 5, [0.1] * 5, [1.0] * 5, "ancer")
+    np.testing.assert_allclose(runtime_summary([fixed, quick]).values[1, 5:], [0.1 / 0.3, 5])
     text = runtime_table([iso, fixed, ancer])
     assert text.startswith("| method |") and "vs fix" in text and "| fix | 0 | 0 | 0.3 | 0.2 |" in text
     paths = plot_runtime([iso, fixed, ancer], tmp_path / "rt")
