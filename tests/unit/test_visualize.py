@@ -143,6 +143,23 @@ def test_toy_figure_draws_the_exact_boundaries():
     assert fig.legends, "the figure needs a legend"
 
 
+def test_regions_wider_than_the_view_are_drawn_whole_in_an_inset():
+    small = dataclasses.replace(_synthetic_panel("l2"), extent=(-1.0, 2.0, -1.0, 2.0))
+    assert not toy_figure([small]).axes[0].child_axes  # every region inside the view: no inset
+    panel = _synthetic_panel("l2")
+    panel.ancer[0] = Region(panel.centers[0], np.array([3.0, 0.5]), 1.2, "l2")  # 7 units wide
+    inset = toy_figure([panel]).axes[0].child_axes[0]
+    lines = {line.get_gid(): line for line in inset.get_lines()}
+    drawn = [f"whole-iso-{j}" for j in range(4)] + [f"whole-ancer-{j}" for j in range(3)]
+    assert set(lines) == set(drawn)  # every region with a certificate, the abstained one left out
+    (x0, x1), (y0, y1) = inset.get_xlim(), inset.get_ylim()
+    for line in lines.values():
+        xy = np.asarray(line.get_xydata())
+        assert (xy[:, 0] >= x0).all() and (xy[:, 0] <= x1).all() and (xy[:, 1] >= y0).all()
+        assert (xy[:, 1] <= y1).all()
+    assert inset.get_xlabel().endswith("(input units)") and inset.get_title()
+
+
 def test_real_toy_panel_certifies_and_draws_its_regions(tmp_path):
     settings = ToySettings(
         inputs=4, grid=12, draws=20, n=500, epochs=4, ancer_iterations=10, ancer_samples=16

@@ -87,17 +87,8 @@ def _draw_panel(ax, panel, fig):
         if ancer.gap > 0:
             pts = region_boundary(ancer)
             ax.plot(pts[:, 0], pts[:, 1], "-", color="tab:green", lw=1.1, gid=f"ancer-{j}")
-    width = min(panel.extent[1] - panel.extent[0], panel.extent[3] - panel.extent[2])
-    large = sum(bool((r.axes > width).any()) for r in panel.ancer if r.gap > 0)
-    if large:
-        ax.text(
-            0.02,
-            0.02,
-            f"{large} ANCER region{'s' if large > 1 else ''} wider than the view",
-            transform=ax.transAxes,
-            fontsize=6,
-            bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8),
-        )
+    if _wider_than_the_view(panel):
+        _draw_whole_regions(ax, panel)
     certified = (panel.iso_prediction >= 0) | (panel.ancer_prediction >= 0)
     c = panel.centers
     ax.plot(c[certified, 0], c[certified, 1], "o", ms=2.5, mfc="yellow", mec="k", mew=0.5)
@@ -119,6 +110,46 @@ def _draw_panel(ax, panel, fig):
         f"σ₀ = {panel.sigma:g} ({unit}), n = {panel.settings.n}, α = {panel.settings.alpha:g}\n{kind}"
     )
     return image
+
+
+def _wider_than_the_view(panel) -> bool:
+    """Whether some drawn region reaches outside the panel's view (ANCER's often do, by far)."""
+    x0, x1, y0, y1 = panel.extent
+    for region in [*panel.iso, *panel.ancer]:
+        if region.gap > 0:
+            pts = region_boundary(region, num=401)
+            if pts[:, 0].min() < x0 or pts[:, 0].max() > x1 or pts[:, 1].min() < y0 or pts[:, 1].max() > y1:
+                return True
+    return False
+
+
+def _draw_whole_regions(ax, panel):
+    """An inset beside the panel, zoomed out until every region is whole, with the panel's view as a grey
+    box: the shapes (ellipses against circles) show even where ANCER's regions dwarf the data."""
+    from matplotlib.patches import Rectangle
+
+    inset = ax.inset_axes([1.1, 0.1, 0.6, 0.6])
+    curves = []
+    for kind, regions, color, lw in (("iso", panel.iso, "k", 0.6), ("ancer", panel.ancer, "tab:green", 0.8)):
+        for j, region in enumerate(regions):
+            if region.gap > 0:
+                pts = region_boundary(region)
+                inset.plot(pts[:, 0], pts[:, 1], "-", color=color, lw=lw, gid=f"whole-{kind}-{j}")
+                curves.append(pts)
+    x0, x1, y0, y1 = panel.extent
+    inset.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="0.5", lw=0.6, ls=":"))
+    pts = np.concatenate([*curves, [[x0, y0], [x1, y1]]])
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    pad = 0.05 * (hi - lo).max()
+    inset.set_xlim(lo[0] - pad, hi[0] + pad)
+    inset.set_ylim(lo[1] - pad, hi[1] + pad)
+    inset.set_aspect("equal", adjustable="datalim")
+    inset.tick_params(labelsize=4, length=1.5, pad=1)
+    inset.set_title("zoomed out, every region\nwhole (dotted: the view)", fontsize=5, pad=2)
+    inset.set_xlabel("x₀ (input units)", fontsize=4, labelpad=1)
+    inset.set_ylabel("x₁ (input units)", fontsize=4, labelpad=2)
+    inset.yaxis.set_label_position("right")
+    return inset
 
 
 def _certificates_title(panels: Sequence) -> str:
