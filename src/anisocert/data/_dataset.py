@@ -31,6 +31,7 @@ class Dataset:
     class_names: tuple[str, ...] | None = None
     _fetch: Callable[[np.ndarray], torch.Tensor] = field(default=None, repr=False)
     decoded: bool = False  # `get` decodes files or augments images: worth worker processes (iter_batches)
+    levels: int | None = None  # the inputs' grid: every value is k / levels (the exact sampler's grid)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -59,7 +60,9 @@ class Dataset:
         )
 
 
-def in_memory(name, spec, split, x: np.ndarray, y: np.ndarray, num_classes: int, value_range) -> Dataset:
+def in_memory(
+    name, spec, split, x: np.ndarray, y: np.ndarray, num_classes: int, value_range, levels: int | None = None
+) -> Dataset:
     inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     return Dataset(
         name=name,
@@ -69,6 +72,7 @@ def in_memory(name, spec, split, x: np.ndarray, y: np.ndarray, num_classes: int,
         input_shape=tuple(inputs.shape[1:]),
         labels=np.ascontiguousarray(y, dtype=np.int64),
         value_range=value_range,
+        levels=levels,
         _fetch=lambda idx: inputs[torch.from_numpy(idx)],
     )
 

@@ -158,6 +158,7 @@ def _load(config: CertifyConfig, model, dataset, distributed: bool):
     if config.execution.compile and device.type != "cuda" and not distributed:
         raise InputError(f"--compile runs on CUDA only and the device is {device.type}: drop --compile")
     config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
+    config = config.with_grid(dataset.levels)  # the exact sampler whenever the data are on a grid
     check_model_fits(loaded.module, dataset, device)
     selected = select_indices(
         len(dataset), skip=config.skip, max_count=config.max_count, indices=config.indices

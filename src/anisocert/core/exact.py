@@ -1,0 +1,118 @@
+"""The exact sampler: noisy inputs made in integers on the grid (1/L) Z, so certificates hold in floating point.
+
+An input x on the grid has integer indices k (x = k / L per coordinate). A draw of noise is an integer
+index m per coordinate, drawn from the rounded law's alias table (core/grid.py) with uniform 62-bit
+integers (``torch.randint(0, 2**62)``: torch takes a 64-bit random word modulo the range, exact for a power
+of two). The network sees ``values[k + m]``, one float32 per grid index (float32(j) / L, computed once),
+never a float sum: the input at x and at x + one grid step, from the same random integers, are the same
+floats shifted by one grid value, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .grid import Q_BITS, menu_down, rounded_table
+
+__all__ = ["ExactSampler", "grid_indices", "grid_values"]
+
+
+def grid_values(levels: int, low: int, high: int, device=None) -> torch.Tensor:
+    """float32(j) / L for j = low..high (float32 division of exact integers: correctly rounded)."""
+    return torch.arange(low, high + 1, dtype=torch.float32).div_(float(levels)).to(device)
+
+
+def grid_indices(x: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(k, on): k = round(x L) as int64 and whether x is that grid value to float32 precision, i.e.
+    x == float32(k) / L exactly (what uint8 / L gives in float32) or the float32 nearest k / L when
+    rounded through float64. One ulp off is off the grid: nextafter(1, 0) is not 1."""
+    x32 = x.detach().to(torch.float32)
+    k = torch.round(x32.double() * levels).to(torch.int64)
+    via32 = k.to(torch.float32) / float(levels)
+    via64 = (k.double() / levels).to(torch.float32)
+    return k, (x32 == via32) | (x32 == via64)
+
+
+class ExactSampler:
+    """The noise law rounded to the grid 1/levels, drawn from integer random bits.
+
+    Holds only the grid; tables are cached process-wide per (family, theta, levels) (core/grid.py).
+    rounding: snap inputs off the grid to the nearest grid value (else InputError naming the input).
+    """
+
+    name = "exact"
+
+    def __init__(self, levels: int, *, rounding: bool = False):
+        self.levels, self.rounding = int(levels), bool(rounding)
+
+    def __repr__(self) -> str:
+        return f"ExactSampler(levels={self.levels})"
+
+    def menu(self, theta) -> np.ndarray:
+        """Data-dependent theta (sigma_x, theta_x) rounded down to the shared menu (core/grid.py): the
+        certificate then uses the theta actually sampled, and its region only shrinks."""
+        return menu_down(theta)
+
+    def batch(self, family: str, x: torch.Tensor, theta: torch.Tensor, idx) -> _ExactBatch:
+        """The integer state of a batch: x (B, *D) and theta (B, *D) (per coordinate) on one device."""
+        k, on = grid_indices(x, self.levels)
+        if not self.rounding and not bool(on.all()):
+            bad = int(np.asarray(idx).reshape(-1)[int((~on).reshape(x.shape[0], -1).any(1).nonzero()[0, 0])])
+            raise InputError(
+                f"input {bad} is not on the grid k/{self.levels} (the exact sampler needs it); pass --round "
+                "to round the inputs to the grid, --levels for another grid, or --sampler float"
+            )
+        return _ExactBatch(family, self.levels, k, theta)
+
+    def pA_slack(self, family: str, theta: torch.Tensor) -> np.ndarray:
+        """(B,) upper bounds on |P_table - P_rounded| of any event of one draw: the sum over coordinates
+        of each coordinate's table total variation (a product's TV is at most the sum of its factors')."""
+        B = theta.shape[0]
+        values, inverse = torch.unique(theta.detach().reshape(B, -1).float().cpu(), return_inverse=True)
+        tv = torch.tensor([rounded_table(family, float(v), self.levels).tv for v in values], dtype=torch.float64)
+        return tv[inverse].sum(dim=1).numpy() * (1 + 1e-9)  # float64 summation slack, rounded up
+
+
+class _ExactBatch:
+    """Stacked alias tables of the distinct theta values of a batch, and the inputs' grid indices.
+
+    Columns are global (table t's column c is t * 2^bits + c) and so are cells; a coordinate's grid
+    index is k + m = cell + start, with start = k - K_t - t 2^bits precomputed per coordinate."""
+
+    def __init__(self, family: str, levels: int, k: torch.Tensor, theta: torch.Tensor):
+        device = k.device
+        B = k.shape[0]
+        values, inverse = torch.unique(theta.detach().reshape(B, -1).float().cpu(), return_inverse=True)
+        plain = [rounded_table(family, float(v), levels) for v in values]
+        self.bits = max(t.bits for t in plain)
+        tables = [rounded_table(family, float(v), levels, self.bits) for v in values]
+        size = 1 << self.bits
+        self.shift, self.mask = Q_BITS - self.bits, (1 << (Q_BITS - self.bits)) - 1
+        self.cut = torch.as_tensor(np.concatenate([t.cut for t in tables])).to(device)
+        self.alias = torch.as_tensor(np.concatenate([t.alias + j * size for j, t in enumerate(tables)])).to(device)
+        reach = max(t.K for t in tables)
+        low, high = int(k.min()) - reach, int(k.max()) + reach
+        self.values = grid_values(levels, low, high, device)  # values[j - low] is grid index j
+        K = torch.tensor([t.K for t in tables], dtype=torch.int64)
+        inverse = inverse.reshape(k.shape)
+        self.base = (inverse * size).to(device) if len(tables) > 1 else None
+        self.start = k - low - (K[inverse] + inverse * size).to(device)
+
+    def write(self, i: int, u: torch.Tensor, out: torch.Tensor) -> None:
+        """values[k_i + m] for m the noise indices of the random integers u (m, *D) into out (m, *D)."""
+        draws = u.shape[0]
+        column = (u >> self.shift).view(draws, -1)
+        if self.base is not None:
+            column += self.base[i].view(1, -1)
+        column = column.view(-1)
+        low = u.bitwise_and_(self.mask).view(-1)
+        keep = low < torch.index_select(self.cut, 0, column)
+        cell = torch.where(keep, column, torch.index_select(self.alias, 0, column)).view(draws, -1)
+        cell += self.start[i].view(1, -1)
+        torch.index_select(self.values, 0, cell.view(-1), out=out.view(-1))
+
+    def random(self, shape, generator: torch.Generator) -> torch.Tensor:
+        """Uniform integers in [0, 2^62) of the given shape (m, *D)."""
+        return torch.randint(0, 1 << Q_BITS, shape, generator=generator, device=self.start.device)
