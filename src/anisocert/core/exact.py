@@ -14,9 +14,19 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .grid import Q_BITS, menu_down, rounded_table
+from .grid import MENU_STEPS, Q_BITS, TAIL_Z, menu_down, rounded_table
 
-__all__ = ["ExactSampler", "grid_indices", "grid_values"]
+__all__ = ["EXACT_ACCOUNTING", "ExactSampler", "grid_indices", "grid_values"]
+
+# What run.json says of the exact sampler's own error (docs/soundness.md section 2)
+EXACT_ACCOUNTING = {
+    "law": "continuous noise rounded to the grid k / levels; network input = float32(k + m) / levels",
+    "random_bits": Q_BITS,
+    "tail_z": TAIL_Z,
+    "theta_menu": f"data-dependent sigma_x, theta_x rounded down to 2^(j / {MENU_STEPS})",
+    "pA_slack": "sum over coordinates of each table's total-variation bound ((2K + 2) / 2^63 + 2 Phi(-(K + "
+    "1/2) / (levels theta)), about 5e-16 at theta = 1, levels = 255), subtracted from every pA_lower",
+}
 
 
 def grid_values(levels: int, low: int, high: int, device=None) -> torch.Tensor:

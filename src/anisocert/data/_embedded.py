@@ -19,10 +19,10 @@ def _fixed_split(x: np.ndarray, y: np.ndarray, split: str) -> tuple[np.ndarray, 
     return x[keep], y[keep]
 
 
-@functools.lru_cache(maxsize=1)
 DIGITS_LEVELS = 16  # scikit-learn's digits are integers 0..16, stored / 16
 
 
+@functools.lru_cache(maxsize=1)
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 

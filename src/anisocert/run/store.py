@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.certificates import MEMORY_CHANGED, Certificates
+from ..core.exact import EXACT_ACCOUNTING
 from ..errors import AnisocertError, RunStoreError, one_line
 from ._sqlite import is_empty_database, open_for_writing, open_read_only, write_error
 from .config import CertifyConfig
@@ -320,6 +321,7 @@ class RunStore:
             "mean_draws": float(np.mean(raw.draws)) if len(raw) else 0.0,
             "mean_time": float(np.mean(raw.time)) if len(raw) else 0.0,
             **({"looks": self.config.schedule.to_dict()} if self.config.budget.radii is not None else {}),
+            **({"exact_sampler": EXACT_ACCOUNTING} if self.config.sampler == "exact" else {}),
         }
 
 
