@@ -161,7 +161,8 @@ def _command(optimise_only: bool):
             int | None, Opt(help="the inputs' grid k / LEVELS (npz data; default: the data set's own)")
         ] = None,
         round_inputs: Annotated[
-            bool, Opt("--round", help="exact sampler: round inputs off the grid to it instead of refusing them")
+            bool,
+            Opt("--round", help="exact sampler: round inputs off the grid to it instead of refusing them"),
         ] = False,
         batch_size: Annotated[int, Opt(help="noisy samples per forward pass")] = 1000,
         inputs_per_batch: Annotated[int, Opt(help="inputs certified together (commit granularity)")] = 8,

@@ -24,7 +24,7 @@ EXACT_ACCOUNTING = {
     "random_bits": Q_BITS,
     "tail_z": TAIL_Z,
     "theta_menu": f"data-dependent sigma_x, theta_x rounded down to 2^(j / {MENU_STEPS})",
-    "pA_slack": "sum over coordinates of each table's total-variation bound ((2K + 2) / 2^63 + 2 Phi(-(K + "
+    "pA_slack": "sum over coordinates of each table's total-variation bound ((2K + 3) / 2^63 + 2 Phi(-(K + "
     "1/2) / (levels theta)), about 5e-16 at theta = 1, levels = 255), subtracted from every pA_lower",
 }
 
@@ -81,7 +81,9 @@ class ExactSampler:
         of each coordinate's table total variation (a product's TV is at most the sum of its factors')."""
         B = theta.shape[0]
         values, inverse = torch.unique(theta.detach().reshape(B, -1).float().cpu(), return_inverse=True)
-        tv = torch.tensor([rounded_table(family, float(v), self.levels).tv for v in values], dtype=torch.float64)
+        tv = torch.tensor(
+            [rounded_table(family, float(v), self.levels).tv for v in values], dtype=torch.float64
+        )
         return tv[inverse].sum(dim=1).numpy() * (1 + 1e-9)  # float64 summation slack, rounded up
 
 
@@ -101,7 +103,9 @@ class _ExactBatch:
         size = 1 << self.bits
         self.shift, self.mask = Q_BITS - self.bits, (1 << (Q_BITS - self.bits)) - 1
         self.cut = torch.as_tensor(np.concatenate([t.cut for t in tables])).to(device)
-        self.alias = torch.as_tensor(np.concatenate([t.alias + j * size for j, t in enumerate(tables)])).to(device)
+        self.alias = torch.as_tensor(np.concatenate([t.alias + j * size for j, t in enumerate(tables)])).to(
+            device
+        )
         reach = max(t.K for t in tables)
         low, high = int(k.min()) - reach, int(k.max()) + reach
         self.values = grid_values(levels, low, high, device)  # values[j - low] is grid index j

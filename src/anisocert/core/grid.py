@@ -61,7 +61,11 @@ def _gaussian_thresholds(theta: float, levels: int) -> tuple[int, list[int], flo
         # Phi(-z) = erfc(z / sqrt 2) / 2, computed on the left half; the right half mirrors it (symmetric
         # masses, each threshold still within one unit of Q * CDF)
         left = [
-            int(mpmath.floor(Q * mpmath.erfc((mpmath.mpf(2 * K - 1 - 2 * i) / 2) / scale / mpmath.sqrt(2)) / 2))
+            int(
+                mpmath.floor(
+                    Q * mpmath.erfc((mpmath.mpf(2 * K - 1 - 2 * i) / 2) / scale / mpmath.sqrt(2)) / 2
+                )
+            )
             for i in range(K)
         ]
         tail = float(mpmath.erfc((mpmath.mpf(2 * K + 1) / 2) / scale / mpmath.sqrt(2)) / 2)
@@ -109,10 +113,13 @@ def _build(family: str, theta: float, levels: int, bits: int | None) -> RoundedT
     bits = need if bits is None else bits
     assert need <= bits <= Q_BITS - 1
     cut, alias = _alias(masses, bits)
-    # each threshold is within one unit of Q * CDF, so each cell's mass within 1/Q (an end cell also holds
-    # the tail beyond it): TV <= ((2K + 1) / Q + 4 tail) / 2; 2K + 2 covers mpmath's last-digit error
-    tv = (2 * K + 2) / (2 * Q) + 2 * tail
-    return RoundedTable(family, float(theta), int(levels), K, np.asarray(masses, np.int64), bits, cut, alias, tv)
+    # each threshold is within one unit of Q * CDF (floor on the left, its mirror on the right), so each
+    # cell's mass is within 1/Q, the centre cell's within 2/Q, and an end cell also holds the tail beyond
+    # it: TV <= ((2K + 2) / Q + 4 tail) / 2; one more unit covers mpmath's last digit
+    tv = (2 * K + 3) / (2 * Q) + 2 * tail
+    return RoundedTable(
+        family, float(theta), int(levels), K, np.asarray(masses, np.int64), bits, cut, alias, tv
+    )
 
 
 _CACHE: dict[tuple, RoundedTable] = {}

@@ -148,7 +148,15 @@ class _Streams:
     same way."""
 
     def __init__(
-        self, noise: NoiseFamily, x: torch.Tensor, theta: torch.Tensor, idx, *, seed: int, phase: int, sampler=None
+        self,
+        noise: NoiseFamily,
+        x: torch.Tensor,
+        theta: torch.Tensor,
+        idx,
+        *,
+        seed: int,
+        phase: int,
+        sampler=None,
     ):
         self.dims = tuple(x.shape[1:])
         self.theta = per_input(theta.to(device=x.device, dtype=x.dtype), x.shape)

@@ -101,7 +101,16 @@ def load_cifar10(spec: str, root: str, split: str) -> Dataset:
         return batch.to(torch.float32).div_(255.0)
 
     return Dataset(
-        "cifar10", spec, split, 10, (3, 32, 32), labels, (0.0, 1.0), names, fetch, decoded=augment is not None,
+        "cifar10",
+        spec,
+        split,
+        10,
+        (3, 32, 32),
+        labels,
+        (0.0, 1.0),
+        names,
+        fetch,
+        decoded=augment is not None,
         levels=IMAGE_LEVELS,
     )
 
@@ -149,6 +158,15 @@ def load_imagenet(spec: str, root: str, split: str) -> Dataset:
     labels = np.asarray(folder_set.targets, dtype=np.int64)
     classes = tuple(folder_set.classes)
     return Dataset(
-        "imagenet", spec, split, len(classes), (3, 224, 224), labels, (0.0, 1.0), classes, fetch, decoded=True,
+        "imagenet",
+        spec,
+        split,
+        len(classes),
+        (3, 224, 224),
+        labels,
+        (0.0, 1.0),
+        classes,
+        fetch,
+        decoded=True,
         levels=IMAGE_LEVELS,
     )

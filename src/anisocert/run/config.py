@@ -160,7 +160,9 @@ class CertifyConfig:
         if self.sampler is not None and self.sampler not in SAMPLERS:
             raise UnknownNameError(f"sampler={self.sampler!r} is unknown; choose one of {list(SAMPLERS)}")
         if self.round_inputs and self.sampler == "float":
-            raise InvalidParameterError("--round rounds inputs for the exact sampler; drop it with --sampler float")
+            raise InvalidParameterError(
+                "--round rounds inputs for the exact sampler; drop it with --sampler float"
+            )
         if self.fallback not in FALLBACKS:
             raise UnknownNameError(f"fallback={self.fallback!r} is unknown; choose one of {list(FALLBACKS)}")
 
