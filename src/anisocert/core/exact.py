@@ -16,7 +16,14 @@ import torch
 from ..errors import InputError
 from .grid import MENU_STEPS, Q_BITS, TAIL_Z, menu_down, rounded_table
 
-__all__ = ["EXACT_ACCOUNTING", "ExactSampler", "grid_indices", "grid_values"]
+__all__ = [
+    "EXACT_ACCOUNTING",
+    "ExactSampler",
+    "check_on_grid",
+    "grid_indices",
+    "grid_values",
+    "off_grid_error",
+]
 
 # What run.json says of the exact sampler's own error (docs/soundness.md section 2)
 EXACT_ACCOUNTING = {
@@ -45,6 +52,21 @@ def grid_indices(x: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tens
     return k, (x32 == via32) | (x32 == via64)
 
 
+def off_grid_error(idx: int, levels: int) -> InputError:
+    """The one line that refuses an input off the grid."""
+    return InputError(
+        f"input {idx} is not on the grid k/{levels} (the exact sampler needs it); pass --round to round "
+        "the inputs to the grid, --levels for another grid, or --sampler float"
+    )
+
+
+def check_on_grid(x: torch.Tensor, idx, levels: int) -> None:
+    """InputError naming the first input of x (B, *D) that is off the grid k / levels."""
+    on = grid_indices(x, levels)[1].reshape(x.shape[0], -1).all(dim=1)
+    if not bool(on.all()):
+        raise off_grid_error(int(np.asarray(idx).reshape(-1)[int((~on).nonzero()[0, 0])]), levels)
+
+
 class ExactSampler:
     """The noise law rounded to the grid 1/levels, drawn from integer random bits.
 
@@ -70,10 +92,7 @@ class ExactSampler:
         k, on = grid_indices(x, self.levels)
         if not self.rounding and not bool(on.all()):
             bad = int(np.asarray(idx).reshape(-1)[int((~on).reshape(x.shape[0], -1).any(1).nonzero()[0, 0])])
-            raise InputError(
-                f"input {bad} is not on the grid k/{self.levels} (the exact sampler needs it); pass --round "
-                "to round the inputs to the grid, --levels for another grid, or --sampler float"
-            )
+            raise off_grid_error(bad, self.levels)
         return _ExactBatch(family, self.levels, k, theta)
 
     def pA_slack(self, family: str, theta: torch.Tensor) -> np.ndarray:

@@ -163,7 +163,20 @@ def _load(config: CertifyConfig, model, dataset, distributed: bool):
     selected = select_indices(
         len(dataset), skip=config.skip, max_count=config.max_count, indices=config.indices
     )
+    if config.sampler == "exact" and not config.round_inputs and not dataset.decoded:
+        _check_on_grid(
+            dataset, selected, config.levels
+        )  # before the store opens (decoded sets: at draw time)
     return config, loaded, dataset, device, [int(i) for i in selected]
+
+
+def _check_on_grid(dataset, selected, levels: int) -> None:
+    """An input off the grid is refused, naming it, before anything is written."""
+    from ..core.exact import check_on_grid
+
+    for start in range(0, len(selected), 4096):
+        part = selected[start : start + 4096]
+        check_on_grid(dataset.get(part), part, levels)
 
 
 def _pending(config: CertifyConfig, indices, done: dict, store: RunStore, reused, optimise_only: bool):
