@@ -35,7 +35,10 @@ def _conflicts(x, certs) -> list:
     out = []
     for a in range(x.shape[0]):
         for b in range(a + 1, x.shape[0]):
-            if min(certs.prediction[a], certs.prediction[b]) < 0 or certs.prediction[a] == certs.prediction[b]:
+            if (
+                min(certs.prediction[a], certs.prediction[b]) < 0
+                or certs.prediction[a] == certs.prediction[b]
+            ):
                 continue
             if float(torch.linalg.norm(flat[a] - flat[b])) <= certs.radius[a] + certs.radius[b]:
                 out.append((a, b))
