@@ -147,6 +147,8 @@ class RunStore:
         return cls(run_dir, db, config)
 
     def _check_same(self, config: CertifyConfig) -> None:
+        if config.sampler is None:  # not resolved yet: the sampler the data's grid gave, as stored
+            config = config.with_grid(self.config.levels)
         old, new = self.config.result_dict(), config.result_dict()
         diff = [
             f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
