@@ -18,6 +18,8 @@
   `regions.largest_disjoint_scale`, `CertificateMemory`) against independent solvers, on random small
   cases and cases placed 1e-4 from touching (see selftest/geometry.py). Every disagreement counts; the
   bound is 0.
+- ``float``: the false-certification rate of the exact sampler (noise rounded to the grid, drawn from
+  integers), on classifiers whose exact probability under the rounded law is known (selftest/exact.py).
 
 Base classifiers: f(z) = 1 iff w.z + b > 0 (two classes). Gaussian noise: P(f(x + e) = 1) =
 Phi((w.x + b) / ||theta * w||_2) and the true gap is |w.x + b| / ||theta * w||_2. Uniform noise with w
