@@ -52,6 +52,11 @@ def grid_indices(x: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tens
     return k, (x32 == via32) | (x32 == via64)
 
 
+def snap_to_grid(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """x rounded to the nearest grid value float32(k) / levels (--round)."""
+    return torch.round(x.double() * levels).float() / float(levels)
+
+
 def off_grid_error(idx: int, levels: int) -> InputError:
     """The one line that refuses an input off the grid."""
     return InputError(

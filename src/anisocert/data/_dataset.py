@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -52,6 +52,14 @@ class Dataset:
         out = self._fetch(idx)
         assert out.shape == (idx.size, *self.input_shape) and out.dtype == torch.float32
         return out
+
+    def rounded_to_grid(self, levels: int) -> Dataset:
+        """This data set with every input rounded to the grid k / levels (the exact sampler's --round), so
+        that the certified centres, memory and verify all see the rounded inputs."""
+        from ..core.exact import snap_to_grid
+
+        fetch = self._fetch
+        return replace(self, levels=levels, _fetch=lambda idx: snap_to_grid(fetch(idx), levels))
 
     def __repr__(self) -> str:
         return (

@@ -37,6 +37,8 @@ class ChunkWorker:
     def __init__(self, config: CertifyConfig, model, dataset, device, reused: Reused | None = None):
         if config.sampler is None:  # not resolved by the runner: exact whenever the data have a grid
             config = config.with_grid(dataset.levels)
+        if config.sampler == "exact" and config.round_inputs:  # the centres are the rounded inputs
+            dataset = dataset.rounded_to_grid(config.levels)
         self.config, self.model, self.dataset, self.device = config, model, dataset, device
         self.noise = get_noise(config.noise)
         self.sampler = config.exact_sampler()
