@@ -192,3 +192,32 @@ def test_menu_rounds_down_onto_one_shared_ladder():
     theta = np.array([0.3, 0.31, 0.5], dtype=np.float32)
     assert np.all(menu_down(theta) >= menu_down(np.float32(0.3)))  # theta_x >= sigma_x survives
     assert len(set(menu_down(np.linspace(0.2, 0.4, 1000, dtype=np.float32)).tolist())) <= 33
+
+
+def test_sequential_and_ancer_runs_use_the_exact_sampler_per_input():
+    """Sequential looks continue each input's exact stream (records depend on (seed, idx) only), and
+    ANCER certifies sigma_x and theta_x rounded down onto the menu, theta_x >= sigma_x kept."""
+    from anisocert import Budget, SigmaSearch, ThetaSearch, ancer, load_data, load_model
+    from anisocert.core.smooth import Smoothed
+
+    model = load_model("builtin:digits-gaussian", device="cpu").module
+    x = load_data("digits").get([0, 1, 2])
+    smoothed = Smoothed(model, "gaussian", batch_size=1000, device="cpu", sampler=ExactSampler(16))
+    kw = dict(n0=20, n=1000, alpha=0.01, radii=(0.25, 0.5))
+    together = smoothed.certify(x, 0.25, idx=[7, 8, 9], **kw)
+    alone = smoothed.certify(x[1:2], 0.25, idx=[8], **kw)
+    assert together.radius[1] == alone.radius[0] and (together.counts[1] == alone.counts[0]).all()
+    budget = Budget(n0=20, n=500, alpha=0.01)
+    result = ancer(
+        model,
+        "gaussian",
+        x,
+        sigma0=0.25,
+        budget=budget,
+        sigma_search=SigmaSearch(method="votes", samples=20, grid_points=3, refine_steps=1),
+        theta_search=ThetaSearch(iterations=3, samples=8),
+        sampler=ExactSampler(16),
+    )
+    theta = result.theta.reshape(3, -1)
+    assert np.array_equal(menu_down(theta), theta) and np.array_equal(menu_down(result.sigma), result.sigma)
+    assert (theta >= result.sigma[:, None].astype(np.float32)).all()
