@@ -221,3 +221,18 @@ def test_sequential_and_ancer_runs_use_the_exact_sampler_per_input():
     theta = result.theta.reshape(3, -1)
     assert np.array_equal(menu_down(theta), theta) and np.array_equal(menu_down(result.sigma), result.sigma)
     assert (theta >= result.sigma[:, None].astype(np.float32)).all()
+
+
+def test_an_inputs_draws_do_not_depend_on_the_other_thetas_in_its_batch():
+    """Tables of different widths (theta 0.05 and 1.0 at L = 255) batched together: each input's counts are
+    those it gets alone."""
+    levels = 255
+    x = torch.randint(0, 256, (3, 6), generator=torch.Generator().manual_seed(1)).float() / levels
+    theta = torch.tensor([[0.05], [1.0], [0.3]]).expand(3, 6).clone()
+    theta[2, :3] = 0.05
+    model = torch.nn.Linear(6, 4)
+    kw = dict(seed=2, phase=1, num_classes=4, sampler=ExactSampler(levels), batch_size=1000)
+    full = count_predictions(model, _gaussian(), x, theta, 400, idx=[5, 6, 7], **kw)
+    for i in range(3):
+        alone = count_predictions(model, _gaussian(), x[i : i + 1], theta[i : i + 1], 400, idx=[5 + i], **kw)
+        assert torch.equal(alone[0], full[i])

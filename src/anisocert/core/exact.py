@@ -112,40 +112,47 @@ class ExactSampler:
 
 
 class _ExactBatch:
-    """Stacked alias tables of the distinct theta values of a batch, and the inputs' grid indices.
+    """The alias tables of the distinct theta values of a batch, laid end to end, and the inputs' indices.
 
-    Columns are global (table t's column c is t * 2^bits + c) and so are cells; a coordinate's grid
-    index is k + m = cell + start, with start = k - K_t - t 2^bits precomputed per coordinate."""
+    Each table keeps its own width (2^bits columns, a function of its theta alone), so a draw maps u to the
+    same noise index whatever other inputs share the batch: records depend on (seed, idx) only. Columns
+    and cells are global (table t starts at offset_t); a coordinate's grid index is k + m = cell + start,
+    with start = k - K_t - offset_t precomputed per coordinate."""
 
     def __init__(self, family: str, levels: int, k: torch.Tensor, theta: torch.Tensor):
         device = k.device
         B = k.shape[0]
         values, inverse = torch.unique(theta.detach().reshape(B, -1).float().cpu(), return_inverse=True)
-        plain = [rounded_table(family, float(v), levels) for v in values]
-        self.bits = max(t.bits for t in plain)
-        tables = [rounded_table(family, float(v), levels, self.bits) for v in values]
-        size = 1 << self.bits
-        self.shift, self.mask = Q_BITS - self.bits, (1 << (Q_BITS - self.bits)) - 1
+        tables = [rounded_table(family, float(v), levels) for v in values]
+        offsets = np.cumsum([0] + [len(t.cut) for t in tables])[:-1]
         self.cut = torch.as_tensor(np.concatenate([t.cut for t in tables])).to(device)
-        self.alias = torch.as_tensor(np.concatenate([t.alias + j * size for j, t in enumerate(tables)])).to(
-            device
-        )
+        alias = np.concatenate([t.alias + o for t, o in zip(tables, offsets)])
+        self.alias = torch.as_tensor(alias).to(device)
         reach = max(t.K for t in tables)
         low, high = int(k.min()) - reach, int(k.max()) + reach
         self.values = grid_values(levels, low, high, device)  # values[j - low] is grid index j
-        K = torch.tensor([t.K for t in tables], dtype=torch.int64)
         inverse = inverse.reshape(k.shape)
-        self.base = (inverse * size).to(device) if len(tables) > 1 else None
-        self.start = k - low - (K[inverse] + inverse * size).to(device)
+        per_table = torch.tensor(
+            [[t.K, o, Q_BITS - t.bits] for t, o in zip(tables, offsets)], dtype=torch.int64
+        )
+        K, offset, shift = (per_table[:, c][inverse].to(device) for c in range(3))
+        self.start = k - low - K - offset
+        if len(tables) == 1:  # one theta: scalars
+            self.shift, self.offset = int(shift.reshape(-1)[0]), None
+        else:
+            self.shift, self.offset = shift, offset
 
     def write(self, i: int, u: torch.Tensor, out: torch.Tensor) -> None:
         """values[k_i + m] for m the noise indices of the random integers u (m, *D) into out (m, *D)."""
         draws = u.shape[0]
-        column = (u >> self.shift).view(draws, -1)
-        if self.base is not None:
-            column += self.base[i].view(1, -1)
-        column = column.view(-1)
-        low = u.bitwise_and_(self.mask).view(-1)
+        u = u.view(draws, -1)
+        if self.offset is None:
+            column, low = u >> self.shift, u.bitwise_and_((1 << self.shift) - 1)
+        else:
+            shift = self.shift[i].view(1, -1)
+            column = (u >> shift) + self.offset[i].view(1, -1)
+            low = u.bitwise_and_((1 << shift) - 1)
+        column, low = column.view(-1), low.reshape(-1)
         keep = low < torch.index_select(self.cut, 0, column)
         cell = torch.where(keep, column, torch.index_select(self.alias, 0, column)).view(draws, -1)
         cell += self.start[i].view(1, -1)
