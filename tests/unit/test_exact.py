@@ -33,16 +33,6 @@ def _rounded_law(family: str, theta: float, levels: int, K: int) -> list:
     return out
 
 
-def _alias_pmf(table) -> np.ndarray:
-    """The law a draw of the alias table has, recomputed exactly from cut and alias (integers / Q)."""
-    width = 1 << (62 - table.bits)
-    mass = [0] * len(table.cut)
-    for c, (cut, alias) in enumerate(zip(table.cut.tolist(), table.alias.tolist())):
-        mass[c] += cut
-        mass[alias] += width - cut
-    return mass
-
-
 @pytest.mark.parametrize(
     ("family", "theta", "levels"),
     [("gaussian", 0.25, 255), ("gaussian", 0.5, 16), ("uniform", 0.3, 255), ("uniform", 0.5, 16)],
@@ -50,11 +40,8 @@ def _alias_pmf(table) -> np.ndarray:
 def test_tables_are_the_rounded_law_within_their_stated_error(family, theta, levels):
     t = rounded_table(family, theta, levels)
     exact = _rounded_law(family, theta, levels, t.K)
-    mass = _alias_pmf(t)
-    assert (
-        mass[: 2 * t.K + 1] == t.masses.tolist() and sum(mass) == Q
-    )  # the alias table is the masses exactly
-    assert all(m == 0 for m in mass[2 * t.K + 1 :])  # padding is never drawn
+    # inversion draws cell j for u in [upper[j - 1], upper[j]): exactly the masses
+    assert np.diff(np.concatenate([[0], t.upper])).tolist() == t.masses.tolist() and t.upper[-1] == Q
     diffs = [abs(Fraction(int(w), Q) - p) for w, p in zip(t.masses, exact)]
     # every cell within one threshold unit (the centre two: a floor and its mirror); the end cells also
     # carry the (tiny) tail
@@ -71,6 +58,15 @@ def test_the_bound_can_fail():
     skewed[t.K] += 3
     skewed[t.K + 1] -= 3
     assert max(abs(Fraction(int(w), Q) - p) for w, p in zip(skewed, exact)) > Fraction(1, Q)
+
+
+def _draw_from(sampler, family, theta, levels, u):
+    """Noise indices at x = 0 from the given random integers u (draws, D)."""
+    x = torch.zeros((1, *u.shape[1:]))
+    batch = sampler.batch(family, x, theta.reshape(1, *u.shape[1:]), [0])
+    out = torch.empty(u.shape)
+    batch.write(0, u, out)
+    return torch.round(out.double() * levels).long()
 
 
 def _draw(sampler, family, theta, levels, shape, seed):
@@ -112,6 +108,33 @@ def test_per_coordinate_tables_draw_each_coordinate_from_its_own_law():
         keep = expected >= 5
         stat = (((observed - expected) ** 2)[keep] / expected[keep]).sum()
         assert chi2.sf(stat, int(keep.sum()) - 1) > 1e-4
+
+
+@pytest.mark.parametrize("theta", [0.02, 0.5, 1.0])
+def test_the_guide_table_draws_the_inversion_cell(theta):
+    """Cell = number of thresholds <= u (searchsorted), for random u and for u at every threshold and
+    next to it, including columns that hold several thresholds (the tails)."""
+    levels, theta = 255, float(np.float32(theta))  # the sampler's theta is a float32
+    t = rounded_table("gaussian", theta, levels)
+    edges = torch.as_tensor(t.upper[:-1])
+    u = torch.cat(
+        [torch.randint(0, Q, (200_000,), generator=torch.Generator().manual_seed(0)), edges, edges - 1]
+    )
+    u = u.clamp(0, Q - 1)
+    m = _draw_from(ExactSampler(levels), "gaussian", torch.tensor([theta]), levels, u[:, None])
+    assert torch.equal(m.reshape(-1), torch.searchsorted(edges, u, right=True) - t.K)
+    assert (t.guide < 0).any()  # the binary-search path is exercised
+
+
+def test_draws_are_monotone_in_u_so_nearby_thetas_share_their_draws():
+    """Common random numbers: the same u at theta and at 1.02 theta give noise indices about 1.02 times
+    the other, sign for sign (an alias table would scramble them)."""
+    u = torch.randint(0, Q, (100_000, 1), generator=torch.Generator().manual_seed(0))
+    a, b = (
+        _draw_from(ExactSampler(255), "gaussian", torch.tensor([s]), 255, u.clone()) for s in (0.25, 0.255)
+    )
+    assert (a * b >= 0).all() and (b.abs() >= a.abs()).all()
+    assert ((b - a).abs() <= 1 + 0.03 * a.abs()).all()  # b is about 1.02 a (quantile coupling)
 
 
 def test_shift_by_one_grid_step_is_bit_for_bit():

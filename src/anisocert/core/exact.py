@@ -1,7 +1,7 @@
 """The exact sampler: noisy inputs made in integers on the grid (1/L) Z, so certificates hold in floating point.
 
 An input x on the grid has integer indices k (x = k / L per coordinate). A draw of noise is an integer
-index m per coordinate, drawn from the rounded law's alias table (core/grid.py) with uniform 62-bit
+index m per coordinate, drawn from the rounded law's integer table (core/grid.py, by inversion) with uniform 62-bit
 integers (``torch.randint(0, 2**62)``: torch takes a 64-bit random word modulo the range, exact for a power
 of two). The network sees ``values[k + m]``, one float32 per grid index (float32(j) / L, computed once),
 never a float sum: the input at x and at x + one grid step, from the same random integers, are the same
@@ -112,52 +112,60 @@ class ExactSampler:
 
 
 class _ExactBatch:
-    """The alias tables of the distinct theta values of a batch, laid end to end, and the inputs' indices.
+    """The tables of the distinct theta values of a batch, laid end to end, and the inputs' grid indices.
 
-    Each table keeps its own width (2^bits columns, a function of its theta alone), so a draw maps u to the
-    same noise index whatever other inputs share the batch: records depend on (seed, idx) only. Columns
-    and cells are global (table t starts at offset_t); a coordinate's grid index is k + m = cell + start,
-    with start = k - K_t - offset_t precomputed per coordinate."""
+    Each table keeps its own guide width (a function of its theta alone), so a draw maps u to the same
+    noise index whatever other inputs share the batch: records depend on (seed, idx) only. Columns and
+    cells are global (table t's start at col0_t and cell0_t); a coordinate's grid index is k + m =
+    cell + start, with start = k - K_t - cell0_t precomputed per coordinate."""
 
     def __init__(self, family: str, levels: int, k: torch.Tensor, theta: torch.Tensor):
         device = k.device
         B = k.shape[0]
         values, inverse = torch.unique(theta.detach().reshape(B, -1).float().cpu(), return_inverse=True)
         tables = [rounded_table(family, float(v), levels) for v in values]
-        offsets = np.cumsum([0] + [len(t.cut) for t in tables])[:-1]
-        self.cut = torch.as_tensor(np.concatenate([t.cut for t in tables])).to(device)
-        alias = np.concatenate([t.alias + o for t, o in zip(tables, offsets)])
-        self.alias = torch.as_tensor(alias).to(device)
+        cell0 = np.cumsum([0] + [len(t.upper) for t in tables])[:-1]
+        col0 = np.cumsum([0] + [len(t.guide) for t in tables])[:-1]
+        guide = [np.where(t.guide < 0, t.guide - c, t.guide + c) for t, c in zip(tables, cell0)]
+        self.guide = torch.as_tensor(np.concatenate(guide)).to(device)
+        self.upper = torch.as_tensor(np.concatenate([t.upper for t in tables])).to(device)
+        self.thresholds = [torch.as_tensor(t.upper[:-1]).to(device) for t in tables]
+        self.cell0 = [int(c) for c in cell0]
         reach = max(t.K for t in tables)
         low, high = int(k.min()) - reach, int(k.max()) + reach
         self.values = grid_values(levels, low, high, device)  # values[j - low] is grid index j
-        inverse = inverse.reshape(k.shape)
-        per_table = torch.tensor(
-            [[t.K, o, Q_BITS - t.bits] for t, o in zip(tables, offsets)], dtype=torch.int64
+        inverse = inverse.reshape(B, -1)
+        per_table = [[t.K, c, Q_BITS - t.bits, g] for t, c, g in zip(tables, cell0, col0)]
+        K, cells, shift, cols = (
+            torch.tensor(per_table, dtype=torch.int64)[:, j][inverse].to(device) for j in range(4)
         )
-        K, offset, shift = (per_table[:, c][inverse].to(device) for c in range(3))
-        self.start = k - low - K - offset
-        if len(tables) == 1:  # one theta: scalars
-            self.shift, self.offset = int(shift.reshape(-1)[0]), None
-        else:
-            self.shift, self.offset = shift, offset
+        self.start = k.reshape(B, -1) - low - K - cells
+        self.table = inverse.to(device)
+        self.shift, self.col0 = (int(shift[0, 0]), None) if len(tables) == 1 else (shift, cols)
 
     def write(self, i: int, u: torch.Tensor, out: torch.Tensor) -> None:
         """values[k_i + m] for m the noise indices of the random integers u (m, *D) into out (m, *D)."""
         draws = u.shape[0]
         u = u.view(draws, -1)
-        if self.offset is None:
-            column, low = u >> self.shift, u.bitwise_and_((1 << self.shift) - 1)
-        else:
-            shift = self.shift[i].view(1, -1)
-            column = (u >> shift) + self.offset[i].view(1, -1)
-            low = u.bitwise_and_((1 << shift) - 1)
-        column, low = column.view(-1), low.reshape(-1)
-        keep = low < torch.index_select(self.cut, 0, column)
-        cell = torch.where(keep, column, torch.index_select(self.alias, 0, column)).view(draws, -1)
-        cell += self.start[i].view(1, -1)
+        column = u >> self.shift if self.col0 is None else (u >> self.shift[i]) + self.col0[i]
+        guide = torch.index_select(self.guide, 0, column.view(-1))
+        hard = guide < 0  # columns that hold two thresholds or more: a binary search (rare)
+        cell = torch.where(hard, -1 - guide, guide)
+        flat = u.reshape(-1)
+        cell += flat >= torch.index_select(self.upper, 0, cell)
+        if bool(hard.any()):
+            self._search(i, flat, cell, hard.nonzero().squeeze(1))
+        cell = cell.view(draws, -1) + self.start[i]
         torch.index_select(self.values, 0, cell.view(-1), out=out.view(-1))
+
+    def _search(self, i: int, flat: torch.Tensor, cell: torch.Tensor, at: torch.Tensor) -> None:
+        """cell[at] = the number of thresholds <= u, by binary search in each coordinate's own table."""
+        tables = self.table[i][at % self.table.shape[1]]
+        for t in torch.unique(tables).tolist():
+            rows = at[tables == t]
+            found = torch.searchsorted(self.thresholds[t], flat[rows], right=True)
+            cell[rows] = found + self.cell0[t]
 
     def random(self, shape, generator: torch.Generator) -> torch.Tensor:
         """Uniform integers in [0, 2^62) of the given shape (m, *D)."""
-        return torch.randint(0, 1 << Q_BITS, shape, generator=generator, device=self.start.device)
+        return torch.randint(0, 1 << Q_BITS, shape, generator=generator, device=self.values.device)

@@ -7,12 +7,14 @@ computer does (Voracek & Hein, ICLR 2023). The law of the noise index m (D = m /
 - gaussian, theta the std: P(m) = Phi((m + 1/2) / (L theta)) - Phi((m - 1/2) / (L theta));
 - uniform, theta the half-width: P(m) = |[(m - 1/2) / L, (m + 1/2) / L] n [-theta, theta]| / (2 theta).
 
-A table holds integer masses w_m summing to Q = 2^62 (w_m from the integer thresholds floor(Q * CDF) at
-the cell edges, CDF computed with mpmath at 40 digits, or exactly in rationals for uniform), support
-|m| <= K (gaussian: the tail beyond K + 1/2 has probability below 1e-20, lumped into the end cells), and an
-integer alias table (Vose) over 2^k columns of width 2^(62-k): a draw is one uniform integer u in [0, 2^62),
-its top k bits pick the column, its low bits against the column's threshold pick the cell or its alias.
-The table law is exactly w / Q. ``tv`` bounds its total variation from the rounded law (threshold rounding
+A table holds the integer thresholds T_j = floor(Q * CDF) at the cell edges (Q = 2^62; CDF computed with
+mpmath at 40 digits, or exactly in rationals for uniform), support |m| <= K (gaussian: the tail beyond
+K + 1/2 has probability below 1e-20, lumped into the end cells). A draw is one uniform integer u in
+[0, 2^62) and its cell is the number of thresholds <= u (inversion): the table law is exactly the masses
+w / Q, and the map u -> m is monotone, so draws at two nearby theta from the same u are nearly the same
+(common random numbers, as x + theta * u gives: the ANCER fallback compares sigma_x and theta_x so). A guide
+table over 2^bits columns of u's top bits gives the cell at the column's start; one comparison finishes
+the draw where the column holds at most one threshold, a binary search where it holds more (rare). ``tv`` bounds its total variation from the rounded law (threshold rounding
 + the lumped tail); d coordinates cost at most d * tv of any probability, which the certificate subtracts
 from pA_lower (``pA_slack``).
 """
@@ -36,18 +38,19 @@ _DPS = 40  # mpmath digits for Phi: its error (~1e-40) is far below one threshol
 
 @dataclass(frozen=True)
 class RoundedTable:
-    """One noise law on the grid: masses (2K+1,) int64 of m = -K..K summing to 2^62, the alias table
-    (cut, alias: (2^bits,) int64, column c gives cell c when low < cut[c], else alias[c]) and ``tv``, an
-    upper bound on the total variation between w / 2^62 and the rounded law."""
+    """One noise law on the grid: masses (2K+1,) int64 of m = -K..K summing to 2^62; upper (2K+1,) int64,
+    the upper edge of each cell's range of u (the thresholds, then Q); guide (2^bits,) int64: the cell
+    holding the column's first u, as -1 - cell where the column holds two thresholds or more; and ``tv``,
+    an upper bound on the total variation between masses / 2^62 and the rounded law."""
 
     family: str
     theta: float
     levels: int
     K: int
     masses: np.ndarray
+    upper: np.ndarray
     bits: int
-    cut: np.ndarray
-    alias: np.ndarray
+    guide: np.ndarray
     tv: float
 
 
@@ -60,15 +63,12 @@ def _gaussian_thresholds(theta: float, levels: int) -> tuple[int, list[int], flo
         scale = mpmath.mpf(levels) * mpmath.mpf(theta)  # theta is a float: exact in mpmath
         # Phi(-z) = erfc(z / sqrt 2) / 2, computed on the left half; the right half mirrors it (symmetric
         # masses, each threshold still within one unit of Q * CDF)
+        root2 = mpmath.sqrt(2)
         left = [
-            int(
-                mpmath.floor(
-                    Q * mpmath.erfc((mpmath.mpf(2 * K - 1 - 2 * i) / 2) / scale / mpmath.sqrt(2)) / 2
-                )
-            )
+            int(mpmath.floor(Q * mpmath.erfc((mpmath.mpf(2 * K - 1 - 2 * i) / 2) / scale / root2) / 2))
             for i in range(K)
         ]
-        tail = float(mpmath.erfc((mpmath.mpf(2 * K + 1) / 2) / scale / mpmath.sqrt(2)) / 2)
+        tail = float(mpmath.erfc((mpmath.mpf(2 * K + 1) / 2) / scale / root2) / 2)
     right = [Q - t for t in reversed(left)]
     return K, left + right, tail
 
@@ -85,40 +85,31 @@ def _uniform_thresholds(theta: float, levels: int) -> tuple[int, list[int], floa
     return K, thresholds, 0.0
 
 
-def _alias(masses: list[int], bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer Vose over 2^bits columns of width 2^(62 - bits): exact, since every mass is an integer."""
+def _guide(thresholds: np.ndarray, bits: int) -> np.ndarray:
+    """Per column c of width W = 2^(62 - bits): the cell of u = c W, flagged -1 - cell when the column
+    [c W, (c + 1) W) holds two thresholds or more (one comparison would not settle the cell)."""
     width = 1 << (Q_BITS - bits)
-    size = 1 << bits
-    w = masses + [0] * (size - len(masses))
-    cut, alias = [width] * size, list(range(size))
-    small = [i for i in range(size) if w[i] < width]
-    large = [i for i in range(size) if w[i] >= width]
-    while small and large:
-        s, big = small.pop(), large[-1]
-        cut[s], alias[s] = w[s], big
-        w[big] -= width - w[s]
-        if w[big] < width:
-            small.append(large.pop())
-    assert not small, "integer masses summing to Q fill every column exactly"
-    return np.asarray(cut, dtype=np.int64), np.asarray(alias, dtype=np.int64)
+    starts = np.arange(1 << bits, dtype=np.int64) * width
+    first = np.searchsorted(thresholds, starts, side="right")
+    last = np.searchsorted(thresholds, starts + (width - 1), side="right")
+    return np.where(last - first >= 2, -1 - first, first).astype(np.int64)
 
 
-def _build(family: str, theta: float, levels: int, bits: int | None) -> RoundedTable:
+def _build(family: str, theta: float, levels: int) -> RoundedTable:
     maker = _gaussian_thresholds if family == "gaussian" else _uniform_thresholds
     K, thresholds, tail = maker(theta, levels)
     edges = [0, *thresholds, Q]
     masses = [b - a for a, b in zip(edges, edges[1:])]
     assert len(masses) == 2 * K + 1 and min(masses) >= 0 and sum(masses) == Q
-    need = max(1, (2 * K).bit_length())  # 2^need >= 2K + 1
-    bits = need if bits is None else bits
-    assert need <= bits <= Q_BITS - 1
-    cut, alias = _alias(masses, bits)
+    bits = (2 * K).bit_length() + 2  # about four columns per cell: few columns hold two thresholds
+    upper = np.asarray([*thresholds, Q], dtype=np.int64)
+    guide = _guide(np.asarray(thresholds, dtype=np.int64), bits)
     # each threshold is within one unit of Q * CDF (floor on the left, its mirror on the right), so each
     # cell's mass is within 1/Q, the centre cell's within 2/Q, and an end cell also holds the tail beyond
     # it: TV <= ((2K + 2) / Q + 4 tail) / 2; one more unit covers mpmath's last digit
     tv = (2 * K + 3) / (2 * Q) + 2 * tail
     return RoundedTable(
-        family, float(theta), int(levels), K, np.asarray(masses, np.int64), bits, cut, alias, tv
+        family, float(theta), int(levels), K, np.asarray(masses, np.int64), upper, bits, guide, tv
     )
 
 
@@ -126,16 +117,16 @@ _CACHE: dict[tuple, RoundedTable] = {}
 _LOCK = threading.Lock()
 
 
-def rounded_table(family: str, theta: float, levels: int, bits: int | None = None) -> RoundedTable:
-    """The table of (family, theta, levels), with at least ``bits`` alias bits; cached process-wide.
+def rounded_table(family: str, theta: float, levels: int) -> RoundedTable:
+    """The table of (family, theta, levels); cached process-wide.
 
     theta is taken as the float it is (a float32 theta converts exactly)."""
     assert family in ("gaussian", "uniform") and theta > 0 and levels >= 1
-    key = (family, float(theta), int(levels), bits)
+    key = (family, float(theta), int(levels))
     with _LOCK:
         hit = _CACHE.get(key)
     if hit is None:
-        hit = _build(family, float(theta), int(levels), bits)
+        hit = _build(family, float(theta), int(levels))
         with _LOCK:
             _CACHE[key] = hit
     return hit
