@@ -66,7 +66,7 @@ def test_exact_tables_three_percent_too_narrow_are_caught(monkeypatch):
     monkeypatch.setattr(
         anisocert.core.exact,
         "rounded_table",
-        lambda f, theta, levels, bits=None: table(f, 0.97 * theta, levels, bits),
+        lambda f, theta, levels: table(f, 0.97 * theta, levels),
     )
     (calibration,) = _by_prefix(
         run_selftest(quick=True, seed=0, groups=("float",)), "exact sampler probability"
