@@ -4,12 +4,14 @@
 # on every certify.tsv / certify_nomemory.tsv column but the wall-clock ones (time, opt_time).
 #   bash benchmarks/golden_records.sh run SRC_DIR OUT_DIR      # e.g. a worktree of the old commit's src/
 #   bash benchmarks/golden_records.sh compare OLD_OUT NEW_OUT
+# GOLDEN_ARGS adds options to every run, e.g. GOLDEN_ARGS="--sampler float" for a code that has the exact
+# sampler (issue 22) against one that predates it.
 set -euo pipefail
 PY=${PYTHON:-.venv/bin/python}
 if [ "$1" = run ]; then
   src=$2 out=$3
   mkdir -p "$out"
-  common=(--max 10 --n 2000 --n0 100 --batch-size 500 --no-progress)
+  common=(--max 10 --n 2000 --n0 100 --batch-size 500 --no-progress ${GOLDEN_ARGS:-})
   certify() { name=$1; shift; PYTHONPATH="$src" "$PY" -m anisocert certify "$@" "${common[@]}" --out "$out/$name" > "$out/$name.log"; }
   for noise in gaussian uniform; do
     model=builtin:digits-$noise

@@ -38,6 +38,7 @@ _LAZY = {
     "Certificate": "core.certificates",
     "Certificates": "core.certificates",
     "Smoothed": "core.smooth",
+    "ExactSampler": "core.exact",
     "VerifyReport": "core.verify",
     "verify_regions": "core.verify",
     "Dataset": "data",

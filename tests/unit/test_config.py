@@ -21,7 +21,7 @@ MODEL = "builtin:digits-gaussian"
 FLAT = dict(
     model=MODEL, data="digits", split="train", noise="uniform", method="ancer", sigma=0.4, skip=3, max_count=5,
     indices=(4, 2), fallback="both", memory=False, on_inside="adopt", outputs="probabilities",
-    n0=50, n=3000, alpha=0.01, seed=7, early_stop=False, radii=(1.0, 0.5), radii_on="proxy",
+    sampler="exact", levels=16, round_inputs=True, n0=50, n=3000, alpha=0.01, seed=7, early_stop=False, radii=(1.0, 0.5), radii_on="proxy",
     iso_method="search", iso_iterations=11, iso_lr=0.5, iso_samples=12, iso_sigma_min=0.01,
     iso_sigma_max=2.0, iso_grid_points=5, iso_refine_steps=2,
     ancer_iterations=13, ancer_lr=0.1, ancer_samples=14, ancer_tol=0.01, ancer_patience=3, kappa=1.5,
@@ -94,6 +94,7 @@ def test_the_nested_config_is_the_flat_one():
         model=MODEL,
         **dict(data="digits", split="train", noise="uniform", method="ancer", sigma=0.4, skip=3, max_count=5),
         **dict(indices=(4, 2), fallback="both", memory=False, on_inside="adopt", outputs="probabilities"),
+        **dict(sampler="exact", levels=16, round_inputs=True),
         budget=Budget(n0=50, n=3000, alpha=0.01, seed=7, early_stop=False, radii="1,0.5", radii_on="proxy"),
         sigma_search=SigmaSearch("search", 11, 0.5, 12, 0.01, 2.0, 5, 2),
         theta_search=ThetaSearch(13, 0.1, 14, 1.5, 0.01, 3, "paper", 100, 2, 0.5),
@@ -165,10 +166,12 @@ def test_the_cli_builds_the_config_from_flat_would(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "certify_dataset", certify_dataset)
     # (outputs is the loaded model's; the run itself, which would need CUDA and Ray here, does not start)
     options = {
-        k: v for k, v in FLAT.items() if k not in ("indices", "radii", "reuse", "max_count", "outputs")
+        k: v
+        for k, v in FLAT.items()
+        if k not in ("indices", "radii", "reuse", "max_count", "outputs", "round_inputs")
     }
     args = ["certify", "--out", str(tmp_path / "r"), "--indices", "4,2", "--radii", "1,0.5", "--max", "5"]
-    args += ["--reuse", "elsewhere"]
+    args += ["--reuse", "elsewhere", "--round"]
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
@@ -178,3 +181,31 @@ def test_the_cli_builds_the_config_from_flat_would(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert seen == [CertifyConfig.from_flat(**{**FLAT, "outputs": "logits"})]
+
+
+def test_the_sampler_keeps_old_hashes_and_changes_new_ones():
+    """Stored runs ran the float sampler: read back as such, with their hash; exact runs hash apart."""
+    old = CertifyConfig.from_dict(OLD)
+    assert old.sampler == "float" and old.result_hash() == OLD_HASH
+    assert old.with_grid(16).result_hash() == OLD_HASH  # a float run stays float whatever the data's grid
+    assert CertifyConfig(model=MODEL).with_grid(None).result_hash() == "712219e7d586c141"
+    exact = CertifyConfig(model=MODEL).with_grid(16)
+    assert (exact.sampler, exact.levels) == ("exact", 16)
+    assert exact.result_hash() not in ("712219e7d586c141", exact.replace_flat(levels=255).result_hash())
+    rounded = exact.replace_flat(round_inputs=True)
+    assert rounded.result_hash() != exact.result_hash() and rounded.result_dict()["round_inputs"] is True
+    assert CertifyConfig.from_dict(exact.to_dict()) == exact
+
+
+@pytest.mark.parametrize(
+    ("flat", "levels", "words"),
+    [
+        (dict(sampler="exact"), None, "--sampler exact needs a grid"),
+        (dict(sampler="exct"), 16, "sampler='exct' is unknown"),
+        (dict(sampler="float", round_inputs=True), 16, "drop it with --sampler float"),
+        (dict(levels=0), 16, "levels=0 must be an integer >= 1"),
+    ],
+)
+def test_bad_sampler_settings_are_one_line(flat, levels, words):
+    with pytest.raises(AnisocertError, match=words):
+        CertifyConfig.from_flat(model=MODEL, **flat).with_grid(levels)

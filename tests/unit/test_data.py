@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from anisocert.core.exact import grid_indices
 from anisocert.data import band_labels, default_workers, iter_batches, load_data, select_indices
 from anisocert.errors import DataLoadError, InvalidParameterError, UnknownNameError
 
@@ -200,6 +201,7 @@ def test_cifar10_test_split_pixels_and_layout(tmp_path):
     for i, c, h, w in [(0, 0, 0, 0), (1, 1, 5, 7), (3, 2, 31, 31), (2, 0, 31, 0), (2, 2, 0, 31)]:
         assert x[i, c, h, w].item() == np.float32(raw[i, c * 1024 + h * 32 + w]) / np.float32(255)
     np.testing.assert_array_equal(np.rint(x.numpy() * 255).astype(np.uint8).reshape(4, 3072), raw)
+    assert data.levels == 255 and bool(grid_indices(x, 255)[1].all())  # the exact sampler's grid
 
 
 def test_cifar10_matches_torchvision(tmp_path, monkeypatch):
@@ -428,3 +430,27 @@ def test_select_indices():
 def test_select_indices_errors(kwargs, message):
     with pytest.raises(InvalidParameterError, match=message):
         select_indices(10, **kwargs)
+
+
+def test_grids_declared_by_the_data_sets():
+    """digits are k / 16 exactly; moons and band have no grid; npz data on k / 255 are detected as such."""
+    digits = load_data("digits")
+    x = digits.get(np.arange(len(digits)))
+    assert (
+        digits.levels == 16 and bool(grid_indices(x, 16)[1].all()) and torch.equal(x * 16, (x * 16).round())
+    )
+    assert load_data("moons").levels is None and load_data("band").levels is None
+
+
+def test_npz_grid_detection(tmp_path):
+    k = np.random.default_rng(0).integers(0, 256, size=(4, 1, 3, 3))
+    y = np.arange(4) % 2
+    for name, x, levels in [
+        ("u8f32", (k / 255).astype(np.float32), 255),  # float64 k/255 rounded to float32
+        ("u8f64", k / 255.0, 255),
+        ("torch", (torch.from_numpy(k).float() / 255).numpy(), 255),  # float32 division
+        ("ulp", np.nextafter((k / 255).astype(np.float32), np.float32(0)), None),  # one ulp off: no grid
+        ("raw", k.astype(np.float32) * 0.7 / 255, None),
+    ]:
+        np.savez(tmp_path / f"{name}.npz", x=x, y=y)
+        assert load_data(f"npz:{tmp_path}/{name}.npz").levels == levels, name

@@ -37,7 +37,8 @@ def test_quick_selftest_reports_no_violation(quick_results):
     assert len(_by_prefix(quick_results, "tightness")) == 2
     assert len(_by_prefix(quick_results, "sampled probability")) == 1
     assert len(_by_prefix(quick_results, "sequential false certification")) == 8 + 2
-    assert len(quick_results) == 5 + 1 + 2 + 8 + 10
+    assert len(_by_prefix(quick_results, "exact sampler false certification")) == 4
+    assert len(quick_results) == 5 + 1 + 2 + 8 + 10 + 4 + 1
     for r in quick_results:
         assert r.passed == (r.measured <= r.bound if r.op == "<=" else r.measured >= r.bound)
 
@@ -53,6 +54,24 @@ def test_quick_figures_are_not_vacuous(quick_results):
             assert r.measured <= r.bound < 5 * alpha
     for r in _by_prefix(quick_results, "tightness"):
         assert 0.9 <= r.measured <= 1.0
+    for r in _by_prefix(quick_results, "exact sampler false certification"):  # alpha = 0.05, n = 200
+        assert 0.025 < r.measured <= r.bound
+
+
+def test_exact_tables_three_percent_too_narrow_are_caught(monkeypatch):
+    """Group float: tables of 0.97 theta (a sampler that certifies a theta it did not draw) fail the z check."""
+    import anisocert.core.exact
+
+    table = anisocert.core.exact.rounded_table
+    monkeypatch.setattr(
+        anisocert.core.exact,
+        "rounded_table",
+        lambda f, theta, levels: table(f, 0.97 * theta, levels),
+    )
+    (calibration,) = _by_prefix(
+        run_selftest(quick=True, seed=0, groups=("float",)), "exact sampler probability"
+    )
+    assert not calibration.passed and calibration.measured > 10
 
 
 def test_point_estimate_bound_is_caught(monkeypatch):
@@ -114,7 +133,7 @@ def test_bad_arguments():
         run_selftest(seed=-1)
     with pytest.raises(UnknownNameError, match="coverage"):
         run_selftest(groups=("speed",))
-    assert GROUPS == ("coverage", "tightness", "geometry", "sequential")
+    assert GROUPS == ("coverage", "tightness", "geometry", "sequential", "float")
 
 
 # -- the command (run_selftest replaced by canned results: the real run is tested above) ------------------

@@ -150,6 +150,20 @@ def _command(optimise_only: bool):
             ),
         ] = None,
         on_inside: Annotated[str, Opt(help="input inside a foreign region: abstain | adopt")] = "abstain",
+        sampler: Annotated[
+            str | None,
+            Opt(
+                help="exact: noise rounded to the inputs' grid, made in integers (sound in floating point; "
+                "docs/soundness.md) | float: x + theta * randn. Default: exact when the data have a grid"
+            ),
+        ] = None,
+        levels: Annotated[
+            int | None, Opt(help="the inputs' grid k / LEVELS (npz data; default: the data set's own)")
+        ] = None,
+        round_inputs: Annotated[
+            bool,
+            Opt("--round", help="exact sampler: round inputs off the grid to it instead of refusing them"),
+        ] = False,
         batch_size: Annotated[int, Opt(help="noisy samples per forward pass")] = 1000,
         inputs_per_batch: Annotated[int, Opt(help="inputs certified together (commit granularity)")] = 8,
         device: Annotated[str | None, Opt(help="cpu | cuda | cuda:1 (default: CUDA when present)")] = None,
@@ -223,6 +237,9 @@ def _command(optimise_only: bool):
                 fallback=fallback,
                 memory=memory,
                 on_inside=on_inside,
+                sampler=sampler,
+                levels=levels,
+                round_inputs=round_inputs,
                 budget=budget,
                 sigma_search=sigma_search,
                 theta_search=theta_search,

@@ -67,6 +67,7 @@ def ancer(
     fallback: str = "both",
     outputs: str = "logits",
     batch_size: int = 1000,
+    sampler=None,
 ) -> AncerResult:
     """Certify x (B, *D) with ANCER: with probability >= 1 - budget.alpha per input, a non-abstaining
     certificate holds on its region (an ellipsoid for gaussian, a cross-polytope for uniform noise).
@@ -75,11 +76,13 @@ def ancer(
     depends on the input): see core/memory.py. idx names each input's noise streams (default 0..B-1).
     """
     idx = list(range(x.shape[0])) if idx is None else [int(i) for i in idx]
-    smoothed = Smoothed(model, noise, batch_size=batch_size, device=x.device)
+    smoothed = Smoothed(model, noise, batch_size=batch_size, device=x.device, sampler=sampler)
     # 1. sigma_x: the isotropic data-dependent sigma (optimisation draws only)
     sigma = optimise_sigma_x(model, smoothed.noise, x, idx, sigma0, sigma_search, budget, outputs, batch_size)
     # 2. theta_x >= sigma_x per dimension (optimisation draws only)
     theta = optimise_theta_x(model, smoothed.noise, x, idx, sigma, theta_search, budget, outputs, batch_size)
+    if sampler is not None:  # one table per theta: certify theta on the sampler's menu (rounded down)
+        sigma, theta = sampler.menu(sigma).astype(np.float64), sampler.menu(theta)
     # 3-4. certify with fresh draws; keep the isotropic certificate where it is the larger
     certificate, fell_back = certify_with_fallback(smoothed, x, idx, sigma, theta, budget, fallback)
     certificate = certificate.with_noise(sigma, theta, fell_back).replace(idx=np.asarray(idx, dtype=np.int64))
@@ -264,7 +267,15 @@ def isotropic_certificates(
         cA = np.array([iso_known[idx[k]][0] for k in known])
         counts = np.array([iso_known[idx[k]][1] for k in known])
         result = certificate_from_counts(
-            smoothed.noise, cA, np.zeros_like(counts), counts, budget.n, alpha, min_theta, geo_theta
+            smoothed.noise,
+            cA,
+            np.zeros_like(counts),
+            counts,
+            budget.n,
+            alpha,
+            min_theta,
+            geo_theta,
+            slack=smoothed.pA_slack(expanded),
         )
         parts.append((known, result))
     return Certificates.combine(len(idx), parts)

@@ -98,8 +98,10 @@ def count_predictions(
     target=None,
     stop_misses=None,
     start: int = 0,
+    sampler=None,
 ) -> torch.Tensor:
-    """Counts of f(x + theta * u) over n fresh draws per input.
+    """Counts of f(x + theta * u) over n fresh draws per input (with an exact ``sampler``
+    (core/exact.py): f of the grid value of x + the rounded noise, made in integers).
 
     x: (B, *D) on the model's device; theta: (B, *D) or broadcastable per input (e.g. (B, 1, ...));
     idx: B data-set indices that name each input's noise stream. Returns int64 counts (B, C) on
@@ -123,7 +125,7 @@ def count_predictions(
     cap = max(min(batch_size, sum(w[2] for w in work)), BLOCK)  # no larger than the draws left
     buffer = torch.empty((cap, *x.shape[1:]), device=x.device, dtype=x.dtype)
     rows = torch.empty(cap, dtype=torch.int64, device=x.device)
-    streams = _Streams(noise, x, theta, idx, seed=seed, phase=phase)
+    streams = _Streams(noise, x, theta, idx, seed=seed, phase=phase, sampler=sampler)
     tally = early if early is not None else _Tally(B, num_classes, x.device)
     done = 0
     while done < len(work):
@@ -141,18 +143,33 @@ def count_predictions(
 
 class _Streams:
     """The noise streams of a batch of inputs: block b of input i is x[i] + theta[i] * u, u seeded by
-    (seed, idx[i], phase, b) only (unit_noise), written straight into a slice of the pass buffer."""
+    (seed, idx[i], phase, b) only (unit_noise), written straight into a slice of the pass buffer.
+    With an exact sampler the block is the grid values of k[i] + m, m drawn from integers seeded the
+    same way."""
 
     def __init__(
-        self, noise: NoiseFamily, x: torch.Tensor, theta: torch.Tensor, idx, *, seed: int, phase: int
+        self,
+        noise: NoiseFamily,
+        x: torch.Tensor,
+        theta: torch.Tensor,
+        idx,
+        *,
+        seed: int,
+        phase: int,
+        sampler=None,
     ):
         self.dims = tuple(x.shape[1:])
         self.theta = per_input(theta.to(device=x.device, dtype=x.dtype), x.shape)
         self.noise, self.x, self.idx, self.seed, self.phase = noise, x, [int(i) for i in idx], seed, phase
         self.generator = torch.Generator(device=x.device)
+        self.exact = None if sampler is None else sampler.batch(noise.name, x, self.theta, self.idx)
 
     def write(self, i: int, block: int, m: int, out: torch.Tensor) -> None:
         """The m draws of block `block` of input i into out (m rows of x's shape)."""
+        if self.exact is not None:
+            self.generator.manual_seed(block_seed(self.seed, self.idx[i], self.phase, block))
+            self.exact.write(i, self.exact.random((m, *self.dims), self.generator), out)
+            return
         u = unit_noise(
             self.noise,
             (m, *self.dims),

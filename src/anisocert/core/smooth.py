@@ -52,9 +52,14 @@ class Smoothed:
         channels_last: bool = False,
         bf16: bool = False,
         compile: bool = False,
+        sampler=None,
     ):
-        """channels_last, bf16, compile: faster forward passes, mainly on CUDA (see BaseForward)."""
+        """channels_last, bf16, compile: faster forward passes, mainly on CUDA (see BaseForward).
+        sampler: None for float noise x + theta * u, or an ExactSampler (core/exact.py) for noise rounded
+        to the inputs' grid, made in integers (sound in floating point; its table error is subtracted
+        from pA_lower)."""
         self.noise = get_noise(noise)
+        self.sampler = sampler
         self.batch_size = _checks.check_int("batch_size", batch_size)
         self.device = torch.device(device) if device is not None else _model_device(model)
         self.model = base_forward(model, channels_last=channels_last, bf16=bf16, compile=compile)
@@ -103,7 +108,7 @@ class Smoothed:
                 x, theta, select, n=n, alpha=alpha, seed=seed, idx=idx, radii=radii, radii_on=radii_on
             )
         x, theta, idx = self._prepare(x, theta, idx)
-        common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
+        common = dict(idx=idx, seed=seed, batch_size=self.batch_size, sampler=self.sampler)
         # 1. n0 selection draws choose the candidate class cA
         select = count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
         cA = select.argmax(dim=1)
@@ -114,7 +119,7 @@ class Smoothed:
         counts = count_predictions(self.model, self.noise, x, theta, n, phase=Phase.ESTIMATE, **kw)
         # 3.-4. one-sided Clopper-Pearson bound on pA; abstain below 1/2, else the region's gap
         args = (cA.cpu().numpy(), select.cpu().numpy(), counts.cpu().numpy(), n, alpha, min_theta, geo_theta)
-        return certificate_from_counts(self.noise, *args)
+        return certificate_from_counts(self.noise, *args, slack=self.pA_slack(theta))
 
     def certify_selected(
         self,
@@ -145,7 +150,7 @@ class Smoothed:
         n, alpha = _checks.check_budget(1, n, alpha)[1:]
         x, theta, idx = self._prepare(x, theta, idx)
         B = x.shape[0]
-        common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
+        common = dict(idx=idx, seed=seed, batch_size=self.batch_size, sampler=self.sampler)
         min_theta, geo_theta = theta_summary(theta, B)
         select = torch.as_tensor(np.asarray(select_counts), device=self.device)
         if select.ndim != 2 or select.shape[0] != B:
@@ -168,7 +173,14 @@ class Smoothed:
             counts = counts.cpu().numpy()
         # 3.-4. one-sided Clopper-Pearson bound on pA; abstain below 1/2, else the gap
         args = (cA.cpu().numpy(), select.cpu().numpy(), counts, n, alpha, min_theta, geo_theta)
-        return certificate_from_counts(self.noise, *args)
+        return certificate_from_counts(self.noise, *args, slack=self.pA_slack(theta))
+
+    def pA_slack(self, theta: torch.Tensor):
+        """(B,) bound on how far the sampler's table law moves any probability from the rounded law
+        (0 for float noise, which is not sound in floating point in the first place: docs/soundness.md)."""
+        if self.sampler is None:
+            return 0.0
+        return self.sampler.pA_slack(self.noise.name, theta)
 
     def _sequential(self, x, theta, cA, classes, radii, scale, settle_radius, schedule, n, alpha, common):
         """run_looks with this classifier's estimation stream: each round continues the inputs' streams."""
@@ -203,7 +215,7 @@ class Smoothed:
         noise, see predicted_radius), never the bound. certify_selected takes them back."""
         n0 = _checks.check_int("n0", n0)
         x, theta, idx = self._prepare(x, theta, idx)
-        common = dict(idx=idx, seed=seed, batch_size=self.batch_size)
+        common = dict(idx=idx, seed=seed, batch_size=self.batch_size, sampler=self.sampler)
         return (
             count_predictions(self.model, self.noise, x, theta, n0, phase=Phase.SELECT, **common)
             .cpu()
@@ -229,6 +241,7 @@ class Smoothed:
                 idx=idx,
                 seed=seed,
                 batch_size=self.batch_size,
+                sampler=self.sampler,
             )
             .cpu()
             .numpy()
@@ -241,14 +254,17 @@ class Smoothed:
 
 
 def certificate_from_counts(
-    noise: NoiseFamily, cA, counts_select, counts, n: int, alpha: float, min_theta, geo_theta
+    noise: NoiseFamily, cA, counts_select, counts, n: int, alpha: float, min_theta, geo_theta, *, slack=0.0
 ) -> Certificates:
     """Steps 3-4 of CERTIFY from the counts: one-sided Clopper-Pearson bound on pA, abstain below 1/2,
     else the noise family's gap. counts (B, C) are the fresh draws of a budget of n (fewer where an
-    early stop settled the outcome: the undrawn count as misses)."""
+    early stop settled the outcome: the undrawn count as misses). slack (scalar or (B,)): subtracted
+    from the bound (the exact sampler's table error: P_rounded >= P_table - slack)."""
     cA = np.asarray(cA, dtype=np.int64)
     nA = np.take_along_axis(np.asarray(counts), cA[:, None], 1)[:, 0]
     lower = _pA_lower(nA, n, alpha)
+    if np.any(np.asarray(slack) > 0):
+        lower = np.maximum(lower - slack, 0.0)
     certified = lower >= 0.5
     gap = np.where(certified, noise.gap(np.where(certified, lower, 0.5)), 0.0)
     counts = np.asarray(counts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ class Dataset:
     class_names: tuple[str, ...] | None = None
     _fetch: Callable[[np.ndarray], torch.Tensor] = field(default=None, repr=False)
     decoded: bool = False  # `get` decodes files or augments images: worth worker processes (iter_batches)
+    levels: int | None = None  # the inputs' grid: every value is k / levels (the exact sampler's grid)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -52,6 +53,14 @@ class Dataset:
         assert out.shape == (idx.size, *self.input_shape) and out.dtype == torch.float32
         return out
 
+    def rounded_to_grid(self, levels: int) -> Dataset:
+        """This data set with every input rounded to the grid k / levels (the exact sampler's --round), so
+        that the certified centres, memory and verify all see the rounded inputs."""
+        from ..core.exact import snap_to_grid
+
+        fetch = self._fetch
+        return replace(self, levels=levels, _fetch=lambda idx: snap_to_grid(fetch(idx), levels))
+
     def __repr__(self) -> str:
         return (
             f"Dataset({self.spec!r}, split={self.split!r}, n={len(self)}, num_classes={self.num_classes}, "
@@ -59,7 +68,9 @@ class Dataset:
         )
 
 
-def in_memory(name, spec, split, x: np.ndarray, y: np.ndarray, num_classes: int, value_range) -> Dataset:
+def in_memory(
+    name, spec, split, x: np.ndarray, y: np.ndarray, num_classes: int, value_range, levels: int | None = None
+) -> Dataset:
     inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     return Dataset(
         name=name,
@@ -69,6 +80,7 @@ def in_memory(name, spec, split, x: np.ndarray, y: np.ndarray, num_classes: int,
         input_shape=tuple(inputs.shape[1:]),
         labels=np.ascontiguousarray(y, dtype=np.int64),
         value_range=value_range,
+        levels=levels,
         _fetch=lambda idx: inputs[torch.from_numpy(idx)],
     )
 

@@ -19,6 +19,9 @@ def _fixed_split(x: np.ndarray, y: np.ndarray, split: str) -> tuple[np.ndarray, 
     return x[keep], y[keep]
 
 
+DIGITS_LEVELS = 16  # scikit-learn's digits are integers 0..16, stored / 16
+
+
 @functools.lru_cache(maxsize=1)
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
@@ -29,7 +32,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def load_digits(spec: str, _arg: str, split: str) -> Dataset:
     x, y = _fixed_split(*_digits_arrays(), split)
-    return in_memory("digits", spec, split, x, y, 10, (0.0, 1.0))
+    return in_memory("digits", spec, split, x, y, 10, (0.0, 1.0), levels=DIGITS_LEVELS)
 
 
 def load_moons(spec: str, _arg: str, split: str) -> Dataset:

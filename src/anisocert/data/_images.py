@@ -11,7 +11,11 @@ import torch
 from ..errors import DataLoadError
 from ._dataset import Dataset
 
-__all__ = ["load_cifar10", "load_imagenet"]
+__all__ = ["IMAGE_LEVELS", "load_cifar10", "load_imagenet"]
+
+# 8-bit images: pixels uint8 / 255 in float32, the exact sampler's grid. Every 8-bit loader passes
+# levels=IMAGE_LEVELS to its Dataset (mnist, issue 21's loader, too).
+IMAGE_LEVELS = 255
 
 
 _CIFAR_DIR = "cifar-10-batches-py"
@@ -97,7 +101,17 @@ def load_cifar10(spec: str, root: str, split: str) -> Dataset:
         return batch.to(torch.float32).div_(255.0)
 
     return Dataset(
-        "cifar10", spec, split, 10, (3, 32, 32), labels, (0.0, 1.0), names, fetch, decoded=augment is not None
+        "cifar10",
+        spec,
+        split,
+        10,
+        (3, 32, 32),
+        labels,
+        (0.0, 1.0),
+        names,
+        fetch,
+        decoded=augment is not None,
+        levels=IMAGE_LEVELS,
     )
 
 
@@ -144,5 +158,15 @@ def load_imagenet(spec: str, root: str, split: str) -> Dataset:
     labels = np.asarray(folder_set.targets, dtype=np.int64)
     classes = tuple(folder_set.classes)
     return Dataset(
-        "imagenet", spec, split, len(classes), (3, 224, 224), labels, (0.0, 1.0), classes, fetch, decoded=True
+        "imagenet",
+        spec,
+        split,
+        len(classes),
+        (3, 224, 224),
+        labels,
+        (0.0, 1.0),
+        classes,
+        fetch,
+        decoded=True,
+        levels=IMAGE_LEVELS,
     )

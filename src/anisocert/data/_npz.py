@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import DataLoadError
 from ._dataset import Dataset, in_memory
@@ -48,4 +49,13 @@ def load_npz(spec: str, arg: str, split: str) -> Dataset:
                 f"{path}: num_classes={given!r} must be an integer scalar > max(y) = {num_classes - 1}"
             )
         num_classes = int(given)
-    return in_memory("npz", spec, split, x, y, num_classes, None)
+    return in_memory("npz", spec, split, x, y, num_classes, None, levels=detect_levels(x))
+
+
+def detect_levels(x: np.ndarray, levels: int = 255) -> int | None:
+    """levels when every value of x is k / levels to float32 precision (the float32 nearest k / levels, as
+    uint8 / 255 gives; one ulp off is not on the grid), else None: 8-bit images saved as floats."""
+    from ..core.exact import grid_indices
+
+    on = grid_indices(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), levels)[1]
+    return levels if bool(on.all()) else None

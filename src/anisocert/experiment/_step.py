@@ -49,10 +49,13 @@ class Step:
             )
         if self.kind == "certify":
             marker = self.output / "experiment-step.json"
-            return (
-                marker.is_file()
-                and json.loads(marker.read_text()).get("config_hash") == self.certify.result_hash()
-            )
+            if not marker.is_file():
+                return False
+            saved = json.loads(marker.read_text())
+            # a marker written before the exact sampler (no "sampler") stands for a float run: run the step
+            # again (a store of another sampler is then refused, naming it)
+            sampler = "sampler" in saved and self.certify.sampler in (None, saved["sampler"])
+            return saved.get("config_hash") == self.certify.result_hash() and sampler
         report = self.output / "report.md"
         tsvs = [r / "certify.tsv" for r in self.runs]
         return report.is_file() and all(
@@ -85,7 +88,8 @@ class Step:
 
             summary = certify_dataset(self.certify, self.output, progress=progress, command=command)
             log(summary.text())
-            marker = {"config_hash": self.certify.result_hash(), "step": self.name}
+            sampler = summary.summary["config"].get("sampler")  # as resolved for the data's grid
+            marker = {"config_hash": self.certify.result_hash(), "sampler": sampler, "step": self.name}
             (self.output / "experiment-step.json").write_text(json.dumps(marker, indent=2) + "\n")
         else:
             from ..viz.report import load_results, write_report

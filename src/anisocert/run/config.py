@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from .. import _checks
@@ -23,6 +23,7 @@ from ..errors import InvalidParameterError, UnknownNameError
 __all__ = ["CertifyConfig", "Execution", "FALLBACKS", "FLAT_FIELDS", "METHODS", "RESULT_FIELDS"]
 
 METHODS = ("fixed", "isotropic", "ancer")
+SAMPLERS = ("exact", "float")
 MAX_BATCH_SIZE = 2**31 - 1  # noisy samples per forward pass: torch sizes beyond this are a typo
 MAX_WORKERS = 1_000_000  # Ray workers: more is a typo (Ray itself refuses above 1e14 CPUs, with a traceback)
 
@@ -71,6 +72,7 @@ _WHERE: dict[str, tuple[str | None, str]] = {
     **{k: (None, k) for k in ("fallback", "memory")},
     **{k: ("budget", k) for k in ("early_stop", "radii", "radii_on")},
     **{k: (None, k) for k in ("on_inside", "outputs")},
+    **{k: (None, k) for k in ("sampler", "levels", "round_inputs")},
     **{k: ("execution", k) for k in Execution.HASHED},
     **{k: ("execution", k) for k in ("batch_size", "inputs_per_batch", "device", "label", "workers")},
     **{k: ("execution", k) for k in ("ray_address", "reuse")},
@@ -122,6 +124,9 @@ class CertifyConfig:
     memory: bool = True  # memory-based certification for isotropic and ancer
     on_inside: str = "abstain"
     outputs: str = "logits"  # what the model returns (the loaded model's own setting wins in a run)
+    sampler: str | None = None  # "exact" (noise rounded to the grid) or "float"; None: exact iff a grid
+    levels: int | None = None  # the grid k / levels of the exact sampler; None: the data set's own
+    round_inputs: bool = False  # exact sampler: round off-grid inputs to the grid instead of refusing them
     budget: Budget = _section("budget")
     sigma_search: SigmaSearch = _section("sigma_search")
     theta_search: ThetaSearch = _section("theta_search")
@@ -152,6 +157,12 @@ class CertifyConfig:
             raise UnknownNameError(f"outputs={self.outputs!r} is unknown; choose 'logits' or 'probabilities'")
         if isinstance(self.fallback, bool):  # configs stored before the modes: True was "both"
             object.__setattr__(self, "fallback", "both" if self.fallback else "off")
+        if self.sampler is not None and self.sampler not in SAMPLERS:
+            raise UnknownNameError(f"sampler={self.sampler!r} is unknown; choose one of {list(SAMPLERS)}")
+        if self.round_inputs and self.sampler == "float":
+            raise InvalidParameterError(
+                "--round rounds inputs for the exact sampler; drop it with --sampler float"
+            )
         if self.fallback not in FALLBACKS:
             raise UnknownNameError(f"fallback={self.fallback!r} is unknown; choose one of {list(FALLBACKS)}")
 
@@ -160,6 +171,8 @@ class CertifyConfig:
         (the sections checked their own when they were made)."""
         _checks.check_real("sigma", self.sigma, hint="; e.g. 0.25")
         _checks.check_int("skip", self.skip)
+        if self.levels is not None:
+            _checks.check_int("levels", self.levels, max_value=2**24)
         if self.max_count is not None:
             _checks.check_int("max", self.max_count)
         if self.effective_alpha != self.budget.alpha:
@@ -201,6 +214,26 @@ class CertifyConfig:
         if self.budget.radii is None:
             return None
         return LookSchedule.geometric(self.budget.n, self.effective_alpha)
+
+    def with_grid(self, data_levels: int | None) -> CertifyConfig:
+        """The config with its sampler resolved for data whose grid is data_levels (None: no grid): exact
+        whenever there is a grid (--levels or the data's), else float."""
+        levels = self.levels if self.levels is not None else data_levels
+        sampler = self.sampler or ("exact" if levels else "float")
+        if sampler == "exact" and not levels:
+            raise InvalidParameterError(
+                f"--sampler exact needs a grid and --data {self.data} declares none: pass --levels L "
+                "(inputs k / L) or --sampler float"
+            )
+        return replace(self, sampler=sampler, levels=levels if sampler == "exact" else None)
+
+    def exact_sampler(self):
+        """The ExactSampler of a resolved exact config, else None (float noise)."""
+        if self.sampler != "exact":
+            return None
+        from ..core.exact import ExactSampler
+
+        return ExactSampler(self.levels, rounding=self.round_inputs)
 
     @property
     def uses_memory(self) -> bool:
@@ -248,8 +281,9 @@ class CertifyConfig:
                     {k: inside[name] for k, (s, name) in _WHERE.items() if s == section and name in inside}
                 )
         values = {k: v for k, v in values.items() if k in _WHERE}
-        # runs stored before the certified objective existed used the public one
+        # runs stored before the certified objective existed used the public one, and the float sampler
         values.setdefault("ancer_objective", "paper")
+        values.setdefault("sampler", "float")
         return cls.from_flat(**values)
 
     def result_dict(self) -> dict:
@@ -265,6 +299,11 @@ class CertifyConfig:
             for k in _CERTIFIED_OBJECTIVE:
                 d.pop(k, None)
         d["indices"] = list(d["indices"]) if d.get("indices") is not None else None
+        if self.sampler in (None, "float"):  # the float sampler is what every run before the exact one used
+            d.pop("sampler")
+            d.pop("levels")
+        if not self.round_inputs:
+            d.pop("round_inputs")
         if self.budget.radii is None:  # runs made before sequential certification keep their hash
             d.pop("radii")
             d.pop("radii_on")

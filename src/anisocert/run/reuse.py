@@ -37,7 +37,7 @@ _THETA_FIELDS += ("ancer_objective",)
 # the certified objective's checks also aim at the certification budget
 _CHECK_FIELDS = ("ancer_check_samples", "ancer_check_steps", "ancer_check_margin", "n", "alpha")
 # What decides an isotropic certificate's counts (given sigma_x).
-_COUNT_FIELDS = ("n0", "n")
+_COUNT_FIELDS = ("n0", "n", "sampler", "levels", "round_inputs")
 
 
 @dataclass

@@ -158,11 +158,33 @@ def _load(config: CertifyConfig, model, dataset, distributed: bool):
     if config.execution.compile and device.type != "cuda" and not distributed:
         raise InputError(f"--compile runs on CUDA only and the device is {device.type}: drop --compile")
     config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
+    config = config.with_grid(dataset.levels)  # the exact sampler whenever the data are on a grid
+    dataset = grid_dataset(config, dataset)
     check_model_fits(loaded.module, dataset, device)
     selected = select_indices(
         len(dataset), skip=config.skip, max_count=config.max_count, indices=config.indices
     )
+    if config.sampler == "exact" and not config.round_inputs and not dataset.decoded:
+        _check_on_grid(
+            dataset, selected, config.levels
+        )  # before the store opens (decoded sets: at draw time)
     return config, loaded, dataset, device, [int(i) for i in selected]
+
+
+def grid_dataset(config: CertifyConfig, dataset):
+    """The data as certified: rounded to the grid with --round (the centres of the regions), else as is."""
+    if config.sampler == "exact" and config.round_inputs:
+        return dataset.rounded_to_grid(config.levels)
+    return dataset
+
+
+def _check_on_grid(dataset, selected, levels: int) -> None:
+    """An input off the grid is refused, naming it, before anything is written."""
+    from ..core.exact import check_on_grid
+
+    for start in range(0, len(selected), 4096):
+        part = selected[start : start + 4096]
+        check_on_grid(dataset.get(part), part, levels)
 
 
 def _pending(config: CertifyConfig, indices, done: dict, store: RunStore, reused, optimise_only: bool):
@@ -291,7 +313,9 @@ def verify_run(run_dir, *, dataset=None, raw: bool = True) -> VerifyOutcome:
     store = RunStore.read(run_dir)
     try:
         config = store.config
-        dataset = dataset if dataset is not None else load_data(config.data, config.split)
+        dataset = grid_dataset(
+            config, dataset if dataset is not None else load_data(config.data, config.split)
+        )
         issued = store.certificates()
         norm = get_noise(config.noise).norm
         dim = int(np.prod(dataset.input_shape))

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.certificates import MEMORY_CHANGED, Certificates
+from ..core.exact import EXACT_ACCOUNTING
 from ..errors import AnisocertError, RunStoreError, one_line
 from ._sqlite import is_empty_database, open_for_writing, open_read_only, write_error
 from .config import CertifyConfig
@@ -146,6 +147,8 @@ class RunStore:
         return cls(run_dir, db, config)
 
     def _check_same(self, config: CertifyConfig) -> None:
+        if config.sampler is None:  # not resolved yet: the sampler the data's grid gave, as stored
+            config = config.with_grid(self.config.levels)
         old, new = self.config.result_dict(), config.result_dict()
         diff = [
             f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
@@ -320,6 +323,7 @@ class RunStore:
             "mean_draws": float(np.mean(raw.draws)) if len(raw) else 0.0,
             "mean_time": float(np.mean(raw.time)) if len(raw) else 0.0,
             **({"looks": self.config.schedule.to_dict()} if self.config.budget.radii is not None else {}),
+            **({"exact_sampler": EXACT_ACCOUNTING} if self.config.sampler == "exact" else {}),
         }
 
 

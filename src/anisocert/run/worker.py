@@ -35,8 +35,13 @@ class ChunkWorker:
     """
 
     def __init__(self, config: CertifyConfig, model, dataset, device, reused: Reused | None = None):
+        if config.sampler is None:  # not resolved by the runner: exact whenever the data have a grid
+            config = config.with_grid(dataset.levels)
+        if config.sampler == "exact" and config.round_inputs:  # the centres are the rounded inputs
+            dataset = dataset.rounded_to_grid(config.levels)
         self.config, self.model, self.dataset, self.device = config, model, dataset, device
         self.noise = get_noise(config.noise)
+        self.sampler = config.exact_sampler()
         self.smoothed = Smoothed(
             model,
             self.noise,
@@ -45,6 +50,7 @@ class ChunkWorker:
             channels_last=config.execution.channels_last,
             bf16=config.execution.bf16,
             compile=config.execution.compile,
+            sampler=self.sampler,
         )
         self.reused = reused if reused is not None else load_reused(config, config.model_sha256)
         self.on_phase = _quiet  # told "sigma search", "theta search", "certification" (the run's progress)
@@ -99,9 +105,10 @@ class ChunkWorker:
             return np.full(B, c.sigma), None, np.zeros(B)
         sigma = np.array([known[i][0] for i in chunk], dtype=np.float64)
         opt_time = np.array([known[i][2] + known[i][3] for i in chunk])
-        if c.method == "isotropic":
-            return sigma, None, opt_time
-        theta = np.stack([known[i][1] for i in chunk]).reshape(x.shape)
+        theta = None if c.method == "isotropic" else np.stack([known[i][1] for i in chunk]).reshape(x.shape)
+        if self.sampler is not None:  # one table per theta: certify on the menu (rounded down)
+            sigma = self.sampler.menu(sigma).astype(np.float64)
+            theta = None if theta is None else self.sampler.menu(theta)
         return sigma, theta, opt_time
 
     def optimise(self, idx: list[int], x: torch.Tensor) -> list[OptimisedRow]:

@@ -18,6 +18,8 @@
   `regions.largest_disjoint_scale`, `CertificateMemory`) against independent solvers, on random small
   cases and cases placed 1e-4 from touching (see selftest/geometry.py). Every disagreement counts; the
   bound is 0.
+- ``float``: the false-certification rate of the exact sampler (noise rounded to the grid, drawn from
+  integers), on classifiers whose exact probability under the rounded law is known (selftest/exact.py).
 
 Base classifiers: f(z) = 1 iff w.z + b > 0 (two classes). Gaussian noise: P(f(x + e) = 1) =
 Phi((w.x + b) / ||theta * w||_2) and the true gap is |w.x + b| / ||theta * w||_2. Uniform noise with w
@@ -45,7 +47,7 @@ from ._linear import Linear2
 
 __all__ = ["CheckResult", "GROUPS", "FALSE_ALARM", "run_selftest", "format_table"]
 
-GROUPS = ("coverage", "tightness", "geometry", "sequential")
+GROUPS = ("coverage", "tightness", "geometry", "sequential", "float")
 FALSE_ALARM = 1e-6  # a correct certifier fails one coverage check with probability below this
 
 
@@ -100,7 +102,7 @@ def run_selftest(quick: bool = True, seed: int = 0, *, groups=GROUPS) -> list[Ch
     seed : int, default 0
         Seeds every noise stream and random case; the same seed gives the same figures.
     groups : sequence of str, default all of GROUPS
-        Which groups to run: "coverage", "tightness", "geometry".
+        Which groups to run: "coverage", "tightness", "geometry", "sequential", "float" (the exact sampler).
     """
     seed = check_int("seed", seed, min_value=0)
     groups = (groups,) if isinstance(groups, str) else tuple(groups)
@@ -133,7 +135,28 @@ def _run(plan: _Plan, seed: int, groups) -> list[CheckResult]:
         results += _sequential(plan, seed)
     if "geometry" in groups:
         results += _geometry(plan, seed)
+    if "float" in groups:
+        results += _exact_sampler(plan, seed)
     return results
+
+
+def _exact_sampler(plan: _Plan, seed: int) -> list[CheckResult]:
+    """Group ``float``: false certifications of the exact sampler (selftest/exact.py), 10,000 trials a case
+    (quick) or 20,000 (full), and its sampled probability against the exact one (|z| <= 5)."""
+    from .exact import FLOAT_CASES, exact_false_rate
+
+    trials, out, zs = (10_000 if plan.quick else 20_000), [], []
+    for number, (noise, aniso) in enumerate(FLOAT_CASES):
+        start = time.perf_counter()
+        rate, bound, z, detail = exact_false_rate(noise, aniso, trials, 200, 0.05, seed * 1000 + number)
+        shape = "per-coordinate theta" if aniso else "isotropic"
+        name = f"exact sampler false certification rate, {noise} {shape}, alpha=0.05"
+        out.append(CheckResult(name, rate, bound, rate <= bound, detail, seconds=time.perf_counter() - start))
+        zs.append(z)
+    worst = float(np.max(np.abs(zs)))
+    detail = f"z per case: {', '.join(f'{z:+.2f}' for z in zs)}; |z| > 5 has probability 5.7e-7 per case"
+    out.append(CheckResult("exact sampler probability vs exact, max |z|", worst, 5.0, worst <= 5.0, detail))
+    return out
 
 
 def _geometry(plan: _Plan, seed: int) -> list[CheckResult]:
