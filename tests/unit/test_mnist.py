@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from torch.nn import functional as fn
 from typer.testing import CliRunner
 
 from anisocert.cli import app
@@ -27,11 +27,11 @@ def test_lenet_is_the_literatures_lenet():
     assert w["features.0.weight"].shape == (20, 1, 5, 5) and w["features.3.weight"].shape == (50, 20, 5, 5)
     assert w["features.7.weight"].shape == (500, 800) and w["fc.weight"].shape == (10, 500)
     x = torch.rand(3, 1, 28, 28)
-    h = F.max_pool2d(F.relu(F.conv2d(x, w["features.0.weight"], w["features.0.bias"])), 2)
-    h = F.max_pool2d(F.relu(F.conv2d(h, w["features.3.weight"], w["features.3.bias"])), 2)
-    h = F.relu(F.linear(h.flatten(1), w["features.7.weight"], w["features.7.bias"]))
+    h = fn.max_pool2d(fn.relu(fn.conv2d(x, w["features.0.weight"], w["features.0.bias"])), 2)
+    h = fn.max_pool2d(fn.relu(fn.conv2d(h, w["features.3.weight"], w["features.3.bias"])), 2)
+    h = fn.relu(fn.linear(h.flatten(1), w["features.7.weight"], w["features.7.bias"]))
     with torch.no_grad():
-        torch.testing.assert_close(model(x), F.linear(h, w["fc.weight"], w["fc.bias"]))
+        torch.testing.assert_close(model(x), fn.linear(h, w["fc.weight"], w["fc.bias"]))
 
 
 def test_train_help_lists_every_architecture():
