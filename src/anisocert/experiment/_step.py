@@ -16,8 +16,9 @@ __all__ = ["Step"]
 
 @dataclass(frozen=True)
 class Step:
-    """One unit of work. kind: train | import | certify | report. output: what it writes (its presence,
-    with a matching configuration, marks the step as done)."""
+    """One unit of work. kind: train | import | certify | report | pictures. output: what it writes (its
+    presence, with a matching configuration, marks the step as done). A pictures step draws `grid` (a
+    count) inputs of runs[0] (an ancer run) beside runs[1] (the isotropic run)."""
 
     kind: str
     name: str
@@ -53,7 +54,7 @@ class Step:
                 marker.is_file()
                 and json.loads(marker.read_text()).get("config_hash") == self.certify.result_hash()
             )
-        report = self.output / "report.md"
+        report = self.output / ("pictures.json" if self.kind == "pictures" else "report.md")
         tsvs = [r / "certify.tsv" for r in self.runs]
         return report.is_file() and all(
             t.is_file() and t.stat().st_mtime <= report.stat().st_mtime for t in tsvs
@@ -87,6 +88,15 @@ class Step:
             log(summary.text())
             marker = {"config_hash": self.certify.result_hash(), "step": self.name}
             (self.output / "experiment-step.json").write_text(json.dumps(marker, indent=2) + "\n")
+        elif self.kind == "pictures":
+            from ..viz.visualize import ancer_pictures
+
+            written = ancer_pictures(
+                self.runs[0], self.output, iso_run=self.runs[1], inputs=int(self.grid), log=log
+            )
+            self.output.mkdir(parents=True, exist_ok=True)
+            files = sorted(str(p.relative_to(self.output)) for p in written)
+            (self.output / "pictures.json").write_text(json.dumps({"files": files}, indent=2) + "\n")
         else:
             from ..viz.report import load_results, write_report
 
