@@ -127,6 +127,8 @@ SHIPPED = {
     "mnist-gaussian-0.25": ("gaussian", 0.25),
     "mnist-gaussian-0.50": ("gaussian", 0.5),
     "mnist-gaussian-1.00": ("gaussian", 1.0),
+    "mnist-uniform-0.25": ("uniform", 0.25 * 3**0.5),  # sigma given as the std: half-width sqrt(3) sigma
+    "mnist-uniform-0.50": ("uniform", 0.5 * 3**0.5),
 }
 
 
