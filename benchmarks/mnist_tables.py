@@ -43,22 +43,35 @@ def _row(name: str, run, iso_acr: float | None) -> str:
     return f"| {name} | {len(run)} | {draws} | {cells} | {acr:.3f} | {proxy:.3f} | {gain} | {kept} | {secs:.2f} |"
 
 
+def _subset(run, keep: set):
+    from anisocert.viz.results import Results
+
+    mask = np.isin(run.columns["idx"], sorted(keep))
+    return Results(run.name, {k: v[mask] for k, v in run.columns.items()}, run.meta, run.source)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="NAME=RUN_DIR or RUN_DIR")
     parser.add_argument("--iso", help="the isotropic run the proxy gain is measured against")
     parser.add_argument("--anchor", type=float, help="add the published row for this sigma")
+    parser.add_argument("--common", action="store_true", help="only the inputs every run has (a partial run)")
     args = parser.parse_args()
+    named = [(item.rpartition("=")[0] or item, load_results(item.rpartition("=")[2])) for item in args.runs]
+    iso = load_results(args.iso) if args.iso else None
+    if args.common:
+        runs = [r for _, r in named] + ([iso] if iso is not None else [])
+        keep = set.intersection(*(set(r.columns["idx"].tolist()) for r in runs))
+        named = [(name, _subset(r, keep)) for name, r in named]
+        iso = _subset(iso, keep) if iso is not None else None
     iso_acr = None
-    if args.iso:
-        iso = load_results(args.iso)
+    if iso is not None:
         iso_acr = average_certified_radius(iso.columns["radius"], iso.columns["correct"].astype(bool))
     radii = " | ".join(f"r={r:g}" for r in GRID)
     print(f"| run | inputs | draws | {radii} | ACR | ACR proxy | proxy / iso ACR | kept | s/input |")
     print("|---" * (9 + len(GRID)) + "|")
-    for item in args.runs:
-        name, _, path = item.rpartition("=")
-        print(_row(name or path, load_results(path), iso_acr))
+    for name, run in named:
+        print(_row(name, run, iso_acr))
     if args.anchor is not None:
         acc, acr = ANCHOR[args.anchor]
         cells = " | ".join(f"{a:.1f}" for a in acc)
