@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .._checks import check_device
-from ..errors import InvalidParameterError
+from ..errors import InputError, InvalidParameterError
 from ._config import EXECUTION_ONLY, TrainConfig
 from ._evaluate import heldout_accuracy, noisy_accuracy
 from ._state import finished, paths, resume, save_state
@@ -42,7 +42,6 @@ def resolve_device(requested: str | None) -> torch.device:
 
 def _check_fits(model, dataset, device) -> None:
     """One clean input through the model in eval mode (no state changes): --arch must fit --data."""
-    from ..errors import InputError
     from ..run.runner import check_model_fits
 
     model.eval()
@@ -123,8 +122,11 @@ def _setup(config: TrainConfig, state_path: Path) -> _Run:
     torch.manual_seed(config.seed)
     model = create_model(config.arch, num_classes=train.num_classes).to(device)
     _check_fits(model, train, device)
-    if test is not None:
-        _check_fits(model, test, device)
+    if test is not None and test.input_shape != train.input_shape:
+        raise InputError(
+            f"--val-data {test.spec} has inputs of shape {test.input_shape} but --data {train.spec} has "
+            f"{train.input_shape}; give held-out images of the training images' shape"
+        )
     opt = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
