@@ -170,5 +170,6 @@ def test_shipped_builtin_weights_load(name):
     if not (resources.files("anisocert") / "weights" / f"{stem}.safetensors").is_file():
         pytest.skip(f"{stem}.safetensors is not shipped yet")
     loaded = load_model(f"builtin:{name}")
-    assert loaded.arch == "digits_cnn" and loaded.input_shape == (1, 8, 8) and not loaded.module.training
+    arch, shape = ("lenet", (1, 28, 28)) if name.startswith("mnist") else ("digits_cnn", (1, 8, 8))
+    assert loaded.arch == arch and loaded.input_shape == shape and not loaded.module.training
     assert loaded.sidecar["noise"] == name.split("-")[1]

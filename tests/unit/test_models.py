@@ -20,6 +20,7 @@ CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 EXPECTED = {
     "digits_cnn": ((1, 8, 8), 10),
+    "lenet": ((1, 28, 28), 10),
     "mlp2d": ((2,), 2),
     "cifar_resnet20": ((3, 32, 32), 10),
     "cifar_resnet110": ((3, 32, 32), 10),

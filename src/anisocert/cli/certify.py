@@ -36,12 +36,12 @@ def _command(optimise_only: bool):
         model: Annotated[
             str,
             Opt(
-                help="builtin:digits-gaussian | ARCH:WEIGHTS | WEIGHTS.safetensors (with .json "
+                help="builtin:digits-gaussian | builtin:mnist-gaussian-0.50 (see README) | ARCH:WEIGHTS | WEIGHTS.safetensors (with .json "
                 "sidecar) | file.pt2 | TorchScript file | package.module:factory"
             ),
         ] = "builtin:digits-gaussian",
         data: Annotated[
-            str, Opt(help="digits | moons | band | npz:PATH | cifar10:ROOT | imagenet:ROOT")
+            str, Opt(help="digits | mnist | moons | band | npz:PATH | cifar10:ROOT | imagenet:ROOT")
         ] = "digits",
         out: Annotated[
             Path, Opt(help="run directory (created, or resumed when it holds the same run)")

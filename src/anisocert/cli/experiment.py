@@ -37,7 +37,7 @@ def parse_pretrained(items: list[str] | None) -> dict[str, str]:
 
 def experiment(
     preset: Annotated[
-        str, typer.Argument(help="cifar10-l2 | cifar10-l1 | imagenet-l2 | imagenet-l1 | digits")
+        str, typer.Argument(help="cifar10-l2 | cifar10-l1 | imagenet-l2 | imagenet-l1 | digits | mnist")
     ],
     out: Annotated[Path, Opt(help="experiment folder (models/, runs/, report/); rerun to resume")] = Path(
         "experiment"
@@ -57,6 +57,9 @@ def experiment(
     ] = None,
     device: Annotated[str | None, Opt(help="cpu | cuda | cuda:1 (default: CUDA when present)")] = None,
     progress: Annotated[bool, Opt(help="progress bars")] = True,
+    quick: Annotated[
+        bool, Opt(help="the preset's quick variant (mnist: 2 models, 4 inputs, 400 draws): a pipeline check")
+    ] = False,
 ) -> None:
     """Train (or import) the preset's base models, certify each with fixed, isotropic and ANCER noise
     (memory-based), and write the reports. Finished steps are skipped, so rerunning resumes."""
@@ -77,4 +80,5 @@ def experiment(
             progress=progress,
             log=typer.echo,
             command=command_line(),
+            quick=quick,
         )

@@ -19,13 +19,21 @@ def train(
     arch: Annotated[
         str,
         Opt(
-            help="registered architecture: digits_cnn, mlp2d, cifar_resnet110, cifar_resnet18, "
-            "wrn40_2, imagenet_resnet50, ..."
+            help="registered architecture (input shape): digits_cnn (1x8x8), lenet (1x28x28), "
+            "mlp2d (2), cifar_resnet20, cifar_resnet110, cifar_resnet18, ancer_resnet18, wrn40_2 "
+            "(3x32x32), imagenet_resnet50 (3x224x224)"
         ),
     ] = "digits_cnn",
     data: Annotated[
-        str, Opt(help="digits | moons | band | npz:PATH | cifar10:ROOT | imagenet:ROOT")
+        str, Opt(help="digits | mnist | moons | band | npz:PATH | cifar10:ROOT | imagenet:ROOT")
     ] = "digits",
+    val_data: Annotated[
+        str | None,
+        Opt(
+            help="held-out set for the accuracy check (its test split); default: --data's test split, "
+            "or none for npz data (one file is one set)"
+        ),
+    ] = None,
     method: Annotated[
         str, Opt(help="gaussian (Cohen) | smoothadv (Salman) | macer (Zhai) | uniform | stability (Yang; l1)")
     ] = "gaussian",
@@ -86,6 +94,7 @@ def train(
         config = TrainConfig(
             arch=arch,
             data=data,
+            val_data=val_data,
             method=method,
             sigma=sigma,
             sigma_is_std=sigma_is_std,

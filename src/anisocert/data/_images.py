@@ -14,7 +14,7 @@ from ._dataset import Dataset
 __all__ = ["IMAGE_LEVELS", "load_cifar10", "load_imagenet"]
 
 # 8-bit images: pixels uint8 / 255 in float32, the exact sampler's grid. Every 8-bit loader passes
-# levels=IMAGE_LEVELS to its Dataset (mnist, issue 21's loader, too).
+# levels=IMAGE_LEVELS to its Dataset (mnist too).
 IMAGE_LEVELS = 255
 
 

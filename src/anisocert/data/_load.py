@@ -8,13 +8,14 @@ from ..errors import InvalidParameterError, UnknownNameError
 from ._dataset import Dataset
 from ._embedded import load_band, load_digits, load_moons
 from ._images import load_cifar10, load_imagenet
+from ._mnist import load_mnist
 from ._npz import load_npz
 
 __all__ = ["DATA_SPECS", "SPLITS", "load_data"]
 
 
 SPLITS = ("test", "train")
-DATA_SPECS = ("digits", "moons", "band", "npz:PATH", "cifar10:ROOT", "imagenet:ROOT")
+DATA_SPECS = ("digits", "mnist", "moons", "band", "npz:PATH", "cifar10:ROOT", "imagenet:ROOT")
 
 
 def load_data(spec: str, split: str = "test") -> Dataset:
@@ -23,7 +24,7 @@ def load_data(spec: str, split: str = "test") -> Dataset:
     Parameters
     ----------
     spec : str
-        ``digits``, ``moons``, ``band``, ``npz:PATH``, ``cifar10:ROOT`` or ``imagenet:ROOT``.
+        ``digits``, ``mnist``, ``moons``, ``band``, ``npz:PATH``, ``cifar10:ROOT`` or ``imagenet:ROOT``.
     split : {"test", "train"}
 
     Raises
@@ -52,6 +53,7 @@ def load_data(spec: str, split: str = "test") -> Dataset:
 
 _LOADERS: dict[str, Callable[[str, str, str], Dataset]] = {
     "digits": load_digits,
+    "mnist": load_mnist,
     "moons": load_moons,
     "band": load_band,
     "npz": load_npz,

@@ -100,7 +100,7 @@ def estimate_plan(
     estimates = []
     for step in steps:
         done = step.done()
-        if step.kind in ("import", "report"):
+        if step.kind in ("import", "report", "pictures"):
             estimates.append(Estimate(step, done, 0.0, 0.0, 0.0))
             continue
         data = step.train.data if step.kind == "train" else step.certify.data

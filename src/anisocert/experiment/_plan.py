@@ -63,17 +63,22 @@ def build_plan(
     pretrained: dict[str, str] | None = None,
     overrides=None,
     device: str | None = None,
+    quick: bool = False,
 ) -> list[Step]:
-    """The preset's steps under OUT: per base model, train (or import) then certify x 3; then the reports.
+    """The preset's steps under OUT: per base model, train (or import) then certify x 3; then the reports
+    (and, for presets that draw them, the pictures of each ancer run).
 
     sigmas keeps only the base models of these nominal sigmas; pretrained maps a base model's NAME
-    (e.g. gaussian-0.25) to a load_model spec to use instead of training it.
+    (e.g. gaussian-0.25) to a load_model spec to use instead of training it (over the preset's own
+    imports, e.g. mnist's shipped models); quick runs the preset's --quick variant.
     """
     p = get_preset(preset)
+    p = p.quick_variant() if quick else p
     out = Path(out)
     data = p.data_spec(data_root)
     train_over, certify_over = parse_overrides(overrides)
-    pretrained = dict(pretrained or {})
+    own = {name for name, _, _ in p.models}
+    pretrained = {**{k: v for k, v in p.pretrained if k in own}, **dict(pretrained or {})}
     steps: list[Step] = []
     groups: dict[tuple[str, float], list[Path]] = {}
     for name, sigma, options in _chosen_models(p, preset, sigmas, pretrained):
@@ -85,7 +90,26 @@ def build_plan(
             run_dir = out / "runs" / name / method
             steps.append(Step("certify", f"{name}/{method}", run_dir, arch=train.arch, certify=config))
             groups.setdefault((get_noise(train.noise).norm, sigma), []).append(run_dir)
-    return steps + _report_steps(groups, p.grid, out)
+    return steps + _report_steps(groups, p.grid, out) + _picture_steps(steps, p.pictures, out)
+
+
+def _picture_steps(steps: Sequence[Step], inputs: int, out: Path) -> list[Step]:
+    """Per ancer run: theta maps and perturbed images of `inputs` certified inputs, beside the isotropic
+    run of the same base model (none when inputs is 0)."""
+    if not inputs:
+        return []
+    runs = {s.name: s.output for s in steps if s.kind == "certify"}
+    return [
+        Step(
+            "pictures",
+            name.removesuffix("/ancer"),
+            out / "pictures" / name.removesuffix("/ancer"),
+            runs=(run, runs[name.removesuffix("ancer") + "isotropic"]),
+            grid=str(inputs),
+        )
+        for name, run in runs.items()
+        if name.endswith("/ancer")
+    ]
 
 
 def _chosen_models(p, preset: str, sigmas, pretrained: dict[str, str]) -> list:
@@ -167,6 +191,7 @@ def run_experiment(
     log: Callable[[str], None] = print,
     throughput: dict[str, float] | None = None,
     command: str = "",
+    quick: bool = False,
 ) -> ExperimentSummary:
     """Build the preset's plan under OUT and run the steps that are not done (or only list them with
     their estimated cost when dry_run). Returns what ran and what was skipped."""
@@ -180,6 +205,7 @@ def run_experiment(
         pretrained=pretrained,
         overrides=overrides,
         device=device,
+        quick=quick,
     )
     summary = ExperimentSummary(steps)
     if dry_run:
@@ -209,6 +235,7 @@ def run_experiment(
         summary.ran.append(step.name)
         log(f"{head}: finished in {_duration(time.perf_counter() - t0)}")
     reports = [s.output / "report.md" for s in steps if s.kind == "report"]
+    reports += [s.output for s in steps if s.kind == "pictures"]
     log("reports: " + ", ".join(str(r) for r in reports))
     return summary
 

@@ -16,8 +16,9 @@ __all__ = ["Step"]
 
 @dataclass(frozen=True)
 class Step:
-    """One unit of work. kind: train | import | certify | report. output: what it writes (its presence,
-    with a matching configuration, marks the step as done)."""
+    """One unit of work. kind: train | import | certify | report | pictures. output: what it writes (its
+    presence, with a matching configuration, marks the step as done). A pictures step draws `grid` (a
+    count) inputs of runs[0] (an ancer run) beside runs[1] (the isotropic run)."""
 
     kind: str
     name: str
@@ -56,7 +57,7 @@ class Step:
             # again (a store of another sampler is then refused, naming it)
             sampler = "sampler" in saved and self.certify.sampler in (None, saved["sampler"])
             return saved.get("config_hash") == self.certify.result_hash() and sampler
-        report = self.output / "report.md"
+        report = self.output / ("pictures.json" if self.kind == "pictures" else "report.md")
         tsvs = [r / "certify.tsv" for r in self.runs]
         return report.is_file() and all(
             t.is_file() and t.stat().st_mtime <= report.stat().st_mtime for t in tsvs
@@ -91,6 +92,15 @@ class Step:
             sampler = summary.summary["config"].get("sampler")  # as resolved for the data's grid
             marker = {"config_hash": self.certify.result_hash(), "sampler": sampler, "step": self.name}
             (self.output / "experiment-step.json").write_text(json.dumps(marker, indent=2) + "\n")
+        elif self.kind == "pictures":
+            from ..viz.visualize import ancer_pictures
+
+            written = ancer_pictures(
+                self.runs[0], self.output, iso_run=self.runs[1], inputs=int(self.grid), log=log
+            )
+            self.output.mkdir(parents=True, exist_ok=True)
+            files = sorted(str(p.relative_to(self.output)) for p in written)
+            (self.output / "pictures.json").write_text(json.dumps({"files": files}, indent=2) + "\n")
         else:
             from ..viz.report import load_results, write_report
 

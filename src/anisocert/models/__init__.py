@@ -3,7 +3,7 @@
 Importing this package registers every architecture: ``list_models()`` names them.
 """
 
-from . import imagenet, resnet_cifar, wide_resnet  # noqa: F401  (registration)
+from . import imagenet, lenet, resnet_cifar, wide_resnet  # noqa: F401  (registration)
 from ._loading import LoadedModel, load_model, training_noise
 from ._registry import create_model, is_model, list_models, model_entrypoint, register_model
 

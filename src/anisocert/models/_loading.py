@@ -2,7 +2,8 @@
 
 Specs, tried in this order:
 
-- ``builtin:NAME``: weights shipped in ``anisocert/weights/`` (``digits-gaussian``, ``digits-uniform``).
+- ``builtin:NAME``: weights shipped in ``anisocert/weights/`` (``digits-gaussian``, ``digits-uniform``,
+  ``mnist-gaussian-0.25/0.50/1.00``, ``mnist-uniform-0.25/0.50``).
 - an existing file: ``*.pt2`` (torch.export program), ``*.safetensors`` (its JSON sidecar ``*.json``
   names the architecture), or a TorchScript archive (any other suffix).
 - ``ARCH:CHECKPOINT``: a registered architecture and a ``.safetensors`` or ``.pt/.pth/.tar`` file; the
@@ -40,7 +41,16 @@ from ._registry import create_model, is_model, list_models
 __all__ = ["LoadedModel", "load_model", "load_arch_checkpoint", "training_noise", "BUILTIN_WEIGHTS"]
 
 # builtin:NAME -> file stem in anisocert/weights/
-BUILTIN_WEIGHTS = {"digits-gaussian": "digits_gaussian_0.25", "digits-uniform": "digits_uniform_0.5"}
+BUILTIN_WEIGHTS = {
+    "digits-gaussian": "digits_gaussian_0.25",
+    "digits-uniform": "digits_uniform_0.5",
+    # LeNets trained on the 4,000 mnist training digits (commands: README, "Shipped models")
+    "mnist-gaussian-0.25": "mnist_gaussian_0.25",
+    "mnist-gaussian-0.50": "mnist_gaussian_0.50",
+    "mnist-gaussian-1.00": "mnist_gaussian_1.00",
+    "mnist-uniform-0.25": "mnist_uniform_0.25",  # sigma = std 0.25: half-width sqrt(3) * 0.25
+    "mnist-uniform-0.50": "mnist_uniform_0.50",
+}
 OUTPUTS = ("logits", "probabilities")
 
 

@@ -164,6 +164,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
         model = create_model(sidecar["arch"], sidecar["num_classes"], **sidecar.get("arch_options", {}))
     except InvalidParameterError as err:
         raise ModelLoadError(f"sidecar of {weights}: {err}") from None
+    recorded = sidecar.get("input_shape")
+    if recorded is not None and tuple(recorded) != tuple(getattr(model, "input_shape", recorded)):
+        raise ModelLoadError(
+            f"sidecar of {weights} records input_shape {list(recorded)} but {sidecar['arch']} takes "
+            f"{list(model.input_shape)}: the checkpoint was not made for this architecture; retrain it"
+        )
     assign_state_dict(model, state, source=str(weights))
     return model.eval(), sidecar
 

@@ -52,8 +52,18 @@ class RunSummary:
         )
 
 
-def check_model_fits(model, dataset, device) -> int:
-    """Run one clean input through the model: a clear error for a wrong input shape or class count."""
+def check_model_fits(model, dataset, device, input_shape=None) -> int:
+    """The model's declared input shape (`input_shape`, else its ``input_shape`` attribute) must be the
+    data's, with no broadcasting (a 3-channel model would silently spread 1-channel data); then one clean
+    input runs through it: a clear error for any other shape problem or a wrong class count."""
+    declared = input_shape if input_shape is not None else getattr(model, "input_shape", None)
+    if declared is not None and tuple(int(d) for d in declared) != tuple(dataset.input_shape):
+        name = getattr(model, "arch", None) or type(model).__name__
+        raise InputError(
+            f"the model ({name}) takes inputs of shape {tuple(int(d) for d in declared)} but --data "
+            f"{dataset.spec} has inputs of shape {tuple(dataset.input_shape)}; check that --model and "
+            "--data belong together"
+        )
     x = dataset.get(np.array([0])).to(device)
     try:
         with torch.inference_mode():
@@ -160,7 +170,7 @@ def _load(config: CertifyConfig, model, dataset, distributed: bool):
     config = replace(config, model_sha256=getattr(loaded, "sha256", "") or "", outputs=loaded.outputs)
     config = config.with_grid(dataset.levels)  # the exact sampler whenever the data are on a grid
     dataset = grid_dataset(config, dataset)
-    check_model_fits(loaded.module, dataset, device)
+    check_model_fits(loaded.module, dataset, device, loaded.input_shape)
     selected = select_indices(
         len(dataset), skip=config.skip, max_count=config.max_count, indices=config.indices
     )

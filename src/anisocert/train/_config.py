@@ -9,12 +9,13 @@ from .. import _checks
 from ..core.noise import get_noise
 from ..errors import InvalidParameterError, UnknownNameError
 
-__all__ = ["TrainConfig", "SCHEDULES", "EXECUTION_ONLY"]
+__all__ = ["TrainConfig", "SCHEDULES", "EXECUTION_ONLY", "NOT_WEIGHTS"]
 
 SCHEDULES = ("cosine", "step")
 
 # Fields that do not change the trained weights' meaning: a resume may change them.
 EXECUTION_ONLY = ("device", "eval_batch_size", "workers")
+NOT_WEIGHTS = ("val_data",)  # recorded and reproduced, but does not decide the weights (nor a resume)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class TrainConfig:
 
     arch: str = "digits_cnn"
     data: str = "digits"
+    val_data: str | None = None  # held-out set (its test split); None: data's test split (npz: none)
     method: str = "gaussian"
     sigma: float = 0.25
     sigma_is_std: bool = False
@@ -91,6 +93,8 @@ class TrainConfig:
         _checks.check_int("macer-deferred", self.macer_deferred, min_value=0)
         if self.workers is not None:
             _checks.check_int("workers", self.workers, min_value=0)
+        if self.val_data is not None and (not isinstance(self.val_data, str) or not self.val_data.strip()):
+            raise InvalidParameterError(f"val-data={self.val_data!r} must be a data spec such as mnist")
         for name in ("lr", "smoothadv_eps", "macer_beta"):
             _checks.check_real(name.replace("_", "-"), getattr(self, name))
         _checks.check_real("lr-gamma", self.lr_gamma, high=1.0 + 1e-12)
@@ -138,7 +142,7 @@ class TrainConfig:
 
     def result_dict(self) -> dict:
         """The fields that decide the weights (what a resume must match)."""
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY + NOT_WEIGHTS}
 
     def hyperparameters(self) -> dict:
         """The method's own hyper-parameters (recorded in the checkpoint sidecar)."""

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .._checks import check_device
-from ..errors import InvalidParameterError
+from ..errors import InputError, InvalidParameterError
 from ._config import EXECUTION_ONLY, TrainConfig
 from ._evaluate import heldout_accuracy, noisy_accuracy
 from ._state import finished, paths, resume, save_state
@@ -42,7 +42,6 @@ def resolve_device(requested: str | None) -> torch.device:
 
 def _check_fits(model, dataset, device) -> None:
     """One clean input through the model in eval mode (no state changes): --arch must fit --data."""
-    from ..errors import InputError
     from ..run.runner import check_model_fits
 
     model.eval()
@@ -63,7 +62,7 @@ class _Run:
     device: torch.device
     amp: torch.dtype | None
     train: Dataset
-    test: Dataset
+    test: Dataset | None  # held-out images; None when there are none (npz data without --val-data)
     start: int  # epochs finished before this call (resumed)
 
 
@@ -119,10 +118,15 @@ def _setup(config: TrainConfig, state_path: Path) -> _Run:
 
     device = resolve_device(config.device)
     amp = amp_dtype(device) if config.amp else None
-    train, test = load_data(config.data, "train"), load_data(config.data, "test")
+    train, test = load_data(config.data, "train"), heldout_set(config)
     torch.manual_seed(config.seed)
     model = create_model(config.arch, num_classes=train.num_classes).to(device)
     _check_fits(model, train, device)
+    if test is not None and test.input_shape != train.input_shape:
+        raise InputError(
+            f"--val-data {test.spec} has inputs of shape {test.input_shape} but --data {train.spec} has "
+            f"{train.input_shape}; give held-out images of the training images' shape"
+        )
     opt = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -134,6 +138,18 @@ def _setup(config: TrainConfig, state_path: Path) -> _Run:
     scaler = torch.amp.GradScaler("cuda", enabled=amp is not None)  # float16 needs loss scaling
     start = resume(state_path, config, model, opt, sched, scaler, device)
     return _Run(model, opt, sched, scaler, device, amp, train, test, start)
+
+
+def heldout_set(config: TrainConfig) -> Dataset | None:
+    """The images the accuracy check runs on, never the training images: --val-data's test split, else
+    the data set's own test split; None for npz data (one file is one set, both splits return it)."""
+    from ..data import load_data
+
+    if config.val_data is not None:
+        return load_data(config.val_data, "test")
+    if config.data.strip().startswith("npz:"):
+        return None
+    return load_data(config.data, "test")
 
 
 def _train_epochs(run: _Run, config: TrainConfig, last: int, state_path: Path, log, progress: bool) -> None:
@@ -169,24 +185,24 @@ def _evaluate_and_save(run: _Run, config: TrainConfig, weights: Path, log) -> Pa
 
     model, device, amp, test = run.model, run.device, run.amp, run.test
     model.eval()
-    clean = heldout_accuracy(model, test, device, batch_size=config.eval_batch_size, workers=config.workers)
-    noisy = noisy_accuracy(
-        model,
-        test,
-        OBJECTIVES[config.method].noise,
-        config.theta,
-        device,
-        batch_size=config.eval_batch_size,
-        workers=config.workers,
-    )
-    log(f"held-out ({len(test)} inputs): clean accuracy {clean:.4f}, under training noise {noisy:.4f}")
+    clean = noisy = None
+    if test is None:
+        log("no held-out set (npz data is one set): give --val-data npz:OTHER to check the accuracy")
+    else:
+        kw = dict(batch_size=config.eval_batch_size, workers=config.workers)
+        clean = heldout_accuracy(model, test, device, **kw)
+        noisy = noisy_accuracy(model, test, OBJECTIVES[config.method].noise, config.theta, device, **kw)
+        log(
+            f"held-out ({len(test)} inputs of {test.spec} {test.split}): clean accuracy {clean:.4f}, "
+            f"under training noise {noisy:.4f}"
+        )
     return save_checkpoint(
         weights,
         model,
         arch=config.arch,
         num_classes=run.train.num_classes,
         meta={
-            **sidecar_meta(config, weights, clean=clean, noisy=noisy, count=len(test)),
+            **sidecar_meta(config, weights, clean=clean, noisy=noisy, heldout=test),
             "device": str(device),
             "amp_used": amp is not None,
             "amp_dtype": str(amp).removeprefix("torch.") if amp is not None else None,
@@ -194,8 +210,9 @@ def _evaluate_and_save(run: _Run, config: TrainConfig, weights: Path, log) -> Pa
     )
 
 
-def sidecar_meta(config: TrainConfig, out, *, clean: float, noisy: float, count: int) -> dict:
-    """What a trained checkpoint records besides arch, classes, normalisation and code version."""
+def sidecar_meta(config: TrainConfig, out, *, clean, noisy, heldout) -> dict:
+    """What a trained checkpoint records besides arch, classes, normalisation and code version
+    (held-out figures are None when there was no held-out set)."""
     objective = OBJECTIVES[config.method]
     return {
         "method": config.method,
@@ -210,8 +227,9 @@ def sidecar_meta(config: TrainConfig, out, *, clean: float, noisy: float, count:
         "epochs": config.epochs,
         "held_out_accuracy": clean,
         "held_out_noisy_accuracy": noisy,
-        "held_out_split": "test",
-        "held_out_count": count,
+        "held_out_data": heldout.spec if heldout is not None else None,
+        "held_out_split": heldout.split if heldout is not None else None,
+        "held_out_count": len(heldout) if heldout is not None else 0,
         "training": config.result_dict(),
         "command": reproduce_command(config, out),
     }

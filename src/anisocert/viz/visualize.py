@@ -31,7 +31,7 @@ from .perturbation import (
 from .toy import ToySettings, one_thread, visualize_toy
 
 __all__ = ["IMAGE_FIGSIZE", "PERTURBATION_FIGSIZE", "InputCertificate", "Perturbation", "ToySettings"]
-__all__ += ["demo_figures", "largest_theta_perturbation", "load_run_model", "perturb_input"]
+__all__ += ["ancer_pictures", "demo_figures", "largest_theta_perturbation", "load_run_model", "perturb_input"]
 __all__ += ["plot_perturbation"]
 __all__ += ["plot_theta_map", "read_certificates", "visualize_run", "visualize_toy"]
 
@@ -95,6 +95,18 @@ def _ancer_inputs(certs: dict, count: int) -> list[int]:
     good = [i for i, c in sorted(certs.items()) if c.no_perturbation_reason() is None]
     right = [i for i in good if certs[i].prediction == certs[i].label]
     return (right + [i for i in good if i not in right])[:count]
+
+
+def ancer_pictures(run_dir, out, *, iso_run=None, inputs: int = 2, log=None) -> list[Path]:
+    """visualize_run on the first `inputs` certified inputs of an ancer run that kept an anisotropic
+    certificate (correct ones first): theta maps and perturbed images, for an experiment's pictures."""
+    log = log or (lambda text: None)
+    _, _, certs = read_certificates(run_dir)
+    chosen = _ancer_inputs(certs, inputs)
+    if not chosen:
+        log(f"{run_dir}: no certified anisotropic input to draw")
+        return []
+    return visualize_run(run_dir, chosen, out, iso_run=iso_run, log=log)
 
 
 def demo_figures(out_dir, run_dirs: Sequence, *, inputs: int = 2, log=print) -> list[Path]:
