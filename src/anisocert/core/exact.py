@@ -146,20 +146,25 @@ class _ExactBatch:
     def write(self, i: int, u: torch.Tensor, out: torch.Tensor) -> None:
         """values[k_i + m] for m the noise indices of the random integers u (m, *D) into out (m, *D)."""
         draws = u.shape[0]
-        u = u.view(draws, -1)
-        column = u >> self.shift if self.col0 is None else (u >> self.shift[i]) + self.col0[i]
-        guide = torch.index_select(self.guide, 0, column.view(-1))
-        hard = guide < 0  # columns that hold two thresholds or more: a binary search (rare)
-        cell = torch.where(hard, -1 - guide, guide)
         flat = u.reshape(-1)
+        if self.col0 is None:
+            column = flat >> self.shift
+        else:
+            column = ((u.view(draws, -1) >> self.shift[i]) + self.col0[i]).view(-1)
+        guide = torch.index_select(self.guide, 0, column)
+        cell = guide ^ (guide >> 63)  # -1 - guide (= ~guide) where the column is flagged, else guide
         cell += flat >= torch.index_select(self.upper, 0, cell)
-        if bool(hard.any()):
-            self._search(i, flat, cell, hard.nonzero().squeeze(1))
+        hard = (guide < 0).nonzero().squeeze(1)  # columns that hold two thresholds or more (rare)
+        if hard.numel():
+            self._search(i, flat, cell, hard)
         cell = cell.view(draws, -1) + self.start[i]
         torch.index_select(self.values, 0, cell.view(-1), out=out.view(-1))
 
     def _search(self, i: int, flat: torch.Tensor, cell: torch.Tensor, at: torch.Tensor) -> None:
         """cell[at] = the number of thresholds <= u, by binary search in each coordinate's own table."""
+        if len(self.thresholds) == 1:
+            cell[at] = torch.searchsorted(self.thresholds[0], flat[at], right=True) + self.cell0[0]
+            return
         tables = self.table[i][at % self.table.shape[1]]
         for t in torch.unique(tables).tolist():
             rows = at[tables == t]
