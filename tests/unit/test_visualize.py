@@ -160,6 +160,20 @@ def test_regions_wider_than_the_view_are_drawn_whole_in_an_inset():
     assert inset.get_xlabel().endswith("(input units)") and inset.get_title()
 
 
+def test_every_text_of_a_toy_figure_with_an_inset_lies_inside_the_figure():
+    panel = _synthetic_panel("l1")
+    panel.ancer[0] = Region(panel.centers[0], np.array([3.0, 0.5]), 1.2, "l1")  # an inset beside the panel
+    fig = toy_figure([panel, _synthetic_panel("l2")])
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)  # constrained layout places the axes at draw time
+    width, height = fig.bbox.width, fig.bbox.height
+    texts = [ax.title for ax in fig.axes if ax.title.get_text()]
+    texts += [ax.title for ax in fig.axes[0].child_axes] + [fig.legends[0].get_title()]
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= width and box.y0 >= 0 and box.y1 <= height, text.get_text()
+
+
 def test_real_toy_panel_certifies_and_draws_its_regions(tmp_path):
     settings = ToySettings(
         inputs=4, grid=12, draws=20, n=500, epochs=4, ancer_iterations=10, ancer_samples=16

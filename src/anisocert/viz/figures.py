@@ -102,9 +102,9 @@ def _draw_panel(ax, panel, fig):
     iso_shape, aniso_shape = _SHAPES[panel.norm]
     unit = "std" if panel.noise == "gaussian" else "half-width"
     if panel.settings.memory:
-        kind = f"memory-based certificates ({panel.memory_changed} changed by memory)"
+        kind = f"memory-based, {panel.memory_changed} changed by memory"
     else:
-        kind = "raw certificates (no memory pass)"
+        kind = "raw: no memory pass"
     ax.set_title(
         f"{panel.data}, {panel.noise} ({panel.norm}): {iso_shape} vs {aniso_shape}\n"
         f"σ₀ = {panel.sigma:g} ({unit}), n = {panel.settings.n}, α = {panel.settings.alpha:g}\n{kind}"
