@@ -79,6 +79,27 @@ def test_adam_budget_defaults_follow_the_objective():
     assert ThetaSearch(objective="certified", iterations=7).iterations == 7
 
 
+def test_the_objective_left_unnamed_follows_the_data(tmp_path, monkeypatch):
+    """certified on the 8x8 digits (where it was chosen), paper on real images (docs/results.md); a named
+    objective always wins, and the CLI chooses as from_flat does."""
+    import anisocert.run.runner as runner
+
+    assert CertifyConfig.from_flat(model=MODEL).theta_search.objective == "certified"  # data: digits
+    for data in ("mnist", "mnist:test", "cifar10:/data", "npz:x.npz"):
+        assert CertifyConfig.from_flat(model=MODEL, data=data).theta_search.objective == "paper", data
+    named = CertifyConfig.from_flat(model=MODEL, data="mnist", ancer_objective="certified")
+    assert named.theta_search == ThetaSearch(objective="certified")
+    seen = []
+    monkeypatch.setattr(runner, "certify_dataset", lambda config, out, **kw: seen.append(config))
+    for data in ("digits", "mnist"):
+        out = str(tmp_path / data)
+        CliRunner().invoke(
+            app, ["certify", "--model", MODEL, "--data", data, "--method", "ancer", "--out", out]
+        )
+    assert [c.theta_search.objective for c in seen] == ["certified", "paper"]
+    assert seen[1].theta_search == CertifyConfig.from_flat(model=MODEL, data="mnist").theta_search
+
+
 def test_the_flat_form_round_trips_and_keeps_the_stored_order():
     config = CertifyConfig.from_flat(**FLAT)
     flat = config.to_dict()

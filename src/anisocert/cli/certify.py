@@ -105,12 +105,13 @@ def _command(optimise_only: bool):
         ancer_patience: Annotated[int, Opt(help="steps over which --ancer-tol is measured")] = 10,
         kappa: Annotated[float, Opt(help="ANCER weight of gap * min(theta)")] = 2.0,
         ancer_objective: Annotated[
-            str,
+            str | None,
             Opt(
                 help="ancer: certified (Adam's theta, then the largest step from sigma_x towards it whose hard-vote "
-                "forecast radius keeps the isotropic one) | paper (the public ANCER objective alone)"
+                "forecast radius keeps the isotropic one) | paper (the public ANCER objective alone) "
+                "[default: certified on --data digits, paper on other data]"
             ),
-        ] = "certified",
+        ] = None,
         ancer_check_samples: Annotated[int, Opt(help="certified objective: check draws per input")] = 500,
         ancer_check_steps: Annotated[int, Opt(help="certified objective: bisection steps")] = 6,
         ancer_check_margin: Annotated[
@@ -187,7 +188,7 @@ def _command(optimise_only: bool):
         ] = True,
     ) -> None:
         from ..core.settings import Budget, SigmaSearch, ThetaSearch
-        from ..run.config import CertifyConfig, Execution
+        from ..run.config import CertifyConfig, Execution, default_ancer_objective
         from ..run.runner import certify_dataset
 
         with user_errors():
@@ -205,7 +206,7 @@ def _command(optimise_only: bool):
                 refine_steps=iso_refine_steps,
             )
             theta_search = ThetaSearch(
-                objective=ancer_objective,
+                objective=ancer_objective or default_ancer_objective(data),
                 iterations=ancer_iterations,
                 lr=ancer_lr,
                 samples=ancer_samples,
