@@ -79,16 +79,18 @@ def test_adam_budget_defaults_follow_the_objective():
     assert ThetaSearch(objective="certified", iterations=7).iterations == 7
 
 
-def test_the_objective_left_unnamed_follows_the_data(tmp_path, monkeypatch):
-    """certified on the 8x8 digits (where it was chosen), paper on real images (docs/results.md); a named
-    objective always wins, and the CLI chooses as from_flat does."""
+def test_the_ancer_settings_left_unnamed_follow_the_data(tmp_path, monkeypatch):
+    """certified + select on the 8x8 digits (where they were chosen), paper + off on real images
+    (docs/results.md); a named setting always wins, and the CLI chooses as from_flat does."""
     import anisocert.run.runner as runner
 
-    assert CertifyConfig.from_flat(model=MODEL).theta_search.objective == "certified"  # data: digits
+    digits = CertifyConfig.from_flat(model=MODEL)  # data: digits
+    assert (digits.theta_search.objective, digits.fallback) == ("certified", "select")
     for data in ("mnist", "mnist:test", "cifar10:/data", "npz:x.npz"):
-        assert CertifyConfig.from_flat(model=MODEL, data=data).theta_search.objective == "paper", data
-    named = CertifyConfig.from_flat(model=MODEL, data="mnist", ancer_objective="certified")
-    assert named.theta_search == ThetaSearch(objective="certified")
+        config = CertifyConfig.from_flat(model=MODEL, data=data)
+        assert (config.theta_search.objective, config.fallback) == ("paper", "off"), data
+    named = CertifyConfig.from_flat(model=MODEL, data="mnist", ancer_objective="certified", fallback="both")
+    assert named.theta_search == ThetaSearch(objective="certified") and named.fallback == "both"
     seen = []
     monkeypatch.setattr(runner, "certify_dataset", lambda config, out, **kw: seen.append(config))
     for data in ("digits", "mnist"):
@@ -96,7 +98,10 @@ def test_the_objective_left_unnamed_follows_the_data(tmp_path, monkeypatch):
         CliRunner().invoke(
             app, ["certify", "--model", MODEL, "--data", data, "--method", "ancer", "--out", out]
         )
-    assert [c.theta_search.objective for c in seen] == ["certified", "paper"]
+    assert [(c.theta_search.objective, c.fallback) for c in seen] == [
+        ("certified", "select"),
+        ("paper", "off"),
+    ]
     assert seen[1].theta_search == CertifyConfig.from_flat(model=MODEL, data="mnist").theta_search
 
 

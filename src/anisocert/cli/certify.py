@@ -118,13 +118,14 @@ def _command(optimise_only: bool):
             float, Opt(help="certified objective: z, lowers the check share by z * sqrt(flips) / draws")
         ] = 1.0,
         fallback: Annotated[
-            str,
+            str | None,
             Opt(
                 help="ancer: keep the region a superset of the isotropic certificate: both (certify both, "
                 "alpha/2 each, report the larger) | select (the selection draws pick which one to certify, at "
-                "alpha: one certification; the default) | off (theta only, as the public code)"
+                "alpha: one certification) | off (theta only, as the public code) "
+                "[default: select on --data digits, off on other data]"
             ),
-        ] = "select",
+        ] = None,
         memory: Annotated[bool, Opt(help="memory-based certification (isotropic and ancer)")] = True,
         channels_last: Annotated[
             bool,
@@ -188,10 +189,11 @@ def _command(optimise_only: bool):
         ] = True,
     ) -> None:
         from ..core.settings import Budget, SigmaSearch, ThetaSearch
-        from ..run.config import CertifyConfig, Execution, default_ancer_objective
+        from ..run.config import CertifyConfig, Execution, ancer_defaults
         from ..run.runner import certify_dataset
 
         with user_errors():
+            by_data = ancer_defaults(data)
             budget = Budget(
                 n0=n0, n=n, alpha=alpha, seed=seed, early_stop=early_stop, radii=radii, radii_on=radii_on
             )
@@ -206,7 +208,7 @@ def _command(optimise_only: bool):
                 refine_steps=iso_refine_steps,
             )
             theta_search = ThetaSearch(
-                objective=ancer_objective or default_ancer_objective(data),
+                objective=ancer_objective or by_data["ancer_objective"],
                 iterations=ancer_iterations,
                 lr=ancer_lr,
                 samples=ancer_samples,
@@ -239,7 +241,7 @@ def _command(optimise_only: bool):
                 skip=skip,
                 max_count=max_count,
                 indices=parse_indices(indices),
-                fallback=fallback,
+                fallback=fallback or by_data["fallback"],
                 memory=memory,
                 on_inside=on_inside,
                 sampler=sampler,
