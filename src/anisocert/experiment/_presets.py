@@ -46,8 +46,8 @@ MNIST_QUICK = dict(
 
 # The papers' comparisons certify with the published procedure: DDRS's 900-step gradient sigma_x, ANCER's
 # public objective (100 Adam steps of 100 draws) and the isotropic fallback 'both' (anisocert's defaults
-# are the measured best instead: votes search, fallback select, and the objective by data: certified on the
-# 8x8 digits, paper elsewhere; README).
+# are the measured best instead: the votes search, and the objective and fallback by data: certified and
+# select on the 8x8 digits, paper and off elsewhere; README).
 PAPER_CERTIFY = dict(iso_method="gradient", ancer_objective="paper", fallback="both")
 
 
