@@ -23,8 +23,8 @@ def main() -> None:
     from matplotlib.figure import Figure
 
     from anisocert.viz.figures import _channels
-    from anisocert.viz.plots import _STYLE, save_figure
     from anisocert.viz.perturbation import read_certificates
+    from anisocert.viz.plots import _STYLE, save_figure
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="NAME=RUN_DIR of ancer runs on the same data")
