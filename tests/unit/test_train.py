@@ -70,6 +70,7 @@ CONFIGS = {
     # gamma 3: with gamma 8 the hinge's floor lambda * sigma/2 * (8 - xi) dominates on this easy problem
     "macer": TrainConfig(method="macer", sigma=0.2, macer_gauss_num=16, macer_gamma=3.0),
     "stability": TrainConfig(method="stability", sigma=0.1),
+    "anisotropic": TrainConfig(method="anisotropic", sigma=0.12, aniso_max_scale=2.0),
 }
 
 

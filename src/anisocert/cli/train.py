@@ -1,4 +1,5 @@
-"""`anisocert train`: train a base classifier under noise (gaussian, smoothadv, macer, uniform, stability)."""
+"""`anisocert train`: train a base classifier under noise (gaussian, smoothadv, macer, uniform, stability,
+anisotropic)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ._common import user_errors
 Opt = typer.Option
 _ADV = "SmoothAdv"
 _MACER = "MACER"
+_ANISO = "anisotropic (for ANCER)"
 
 
 def train(
@@ -24,6 +26,13 @@ def train(
             "(3x32x32), imagenet_resnet50 (3x224x224)"
         ),
     ] = "digits_cnn",
+    clamp_input: Annotated[
+        bool,
+        Opt(
+            help="architecture option (digits_cnn, lenet): clamp the noisy input to [0, 1] before the "
+            "first layer, so noise on one pixel is bounded (recorded in the sidecar's arch_options)"
+        ),
+    ] = False,
     data: Annotated[
         str, Opt(help="digits | mnist | moons | band | npz:PATH | cifar10:ROOT | imagenet:ROOT")
     ] = "digits",
@@ -35,7 +44,11 @@ def train(
         ),
     ] = None,
     method: Annotated[
-        str, Opt(help="gaussian (Cohen) | smoothadv (Salman) | macer (Zhai) | uniform | stability (Yang; l1)")
+        str,
+        Opt(
+            help="gaussian (Cohen) | smoothadv (Salman) | macer (Zhai) | uniform | stability (Yang; l1) | "
+            "anisotropic (random per-pixel noise scales, for ANCER)"
+        ),
     ] = "gaussian",
     sigma: Annotated[
         float, Opt(help="training noise: std (gaussian noise), half-width (uniform noise)")
@@ -77,6 +90,24 @@ def train(
         int, Opt(help="first epochs without the hinge (lambda = 0)", rich_help_panel=_MACER)
     ] = 0,
     stability_weight: Annotated[float, Opt(help="weight of KL(p(x1) || p(x2)) (stability)")] = 6.0,
+    aniso_field: Annotated[
+        str,
+        Opt(
+            help="scale field s: pixel (log-uniform per pixel) | smooth (coarse grid, upsampled) | "
+            "background (large only away from the strokes)",
+            rich_help_panel=_ANISO,
+        ),
+    ] = "pixel",
+    aniso_max_scale: Annotated[
+        float, Opt(help="K: theta = sigma * s with s in [1, K]", rich_help_panel=_ANISO)
+    ] = 8.0,
+    aniso_iso_fraction: Annotated[
+        float, Opt(help="share of each batch under plain isotropic noise", rich_help_panel=_ANISO)
+    ] = 0.5,
+    aniso_grid: Annotated[int, Opt(help="smooth field: coarse cells per side", rich_help_panel=_ANISO)] = 4,
+    aniso_margin: Annotated[
+        int, Opt(help="background field: distance (pixels) from a stroke with s = 1", rich_help_panel=_ANISO)
+    ] = 1,
     amp: Annotated[
         bool, Opt(help="mixed precision on CUDA: float16 + loss scaling (refused on other devices)")
     ] = False,
@@ -93,6 +124,7 @@ def train(
     with user_errors():
         config = TrainConfig(
             arch=arch,
+            clamp_input=clamp_input,
             data=data,
             val_data=val_data,
             method=method,
@@ -118,6 +150,11 @@ def train(
             macer_beta=macer_beta,
             macer_deferred=macer_deferred,
             stability_weight=stability_weight,
+            aniso_field=aniso_field,
+            aniso_max_scale=aniso_max_scale,
+            aniso_iso_fraction=aniso_iso_fraction,
+            aniso_grid=aniso_grid,
+            aniso_margin=aniso_margin,
             amp=amp,
             device=device,
             workers=workers,

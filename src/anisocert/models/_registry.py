@@ -35,6 +35,7 @@ __all__ = [
     "MLP2d",
     "finish_model",
     "float32_list",
+    "InputClamp",
 ]
 
 _model_entrypoints: dict[str, Callable[..., nn.Module]] = {}
@@ -130,6 +131,30 @@ class Normalize(nn.Module):
         return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
 
 
+class InputClamp(nn.Module):
+    """Clamp inputs to the data's range [low, high] (default [0, 1]) before the first layer: an optional input
+    stage (architecture option ``clamp_input``, off by default). It bounds what noise on one pixel can do to
+    the network: a pixel's value, noisy or not, stays within the range of clean pixels, so a very large theta
+    on a pixel only turns it into (at most) a pixel the network has seen. No parameters, no buffers."""
+
+    def __init__(self, low: float = 0.0, high: float = 1.0):
+        super().__init__()
+        self.low, self.high = float(low), float(high)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(self.low, self.high)
+
+    def extra_repr(self) -> str:
+        return f"low={self.low}, high={self.high}"
+
+
+def input_stage(clamp_input: bool) -> nn.Module:
+    """The input stage of an architecture with the ``clamp_input`` option: InputClamp or the identity."""
+    if not isinstance(clamp_input, bool):
+        raise InvalidParameterError(f"clamp_input={clamp_input!r} must be True or False")
+    return InputClamp() if clamp_input else nn.Identity()
+
+
 def float32_list(values) -> list[float]:
     """Values as stored in float32 buffers, written in their shortest form (0.2, not 0.20000000298...)."""
     return [
@@ -203,14 +228,22 @@ def mlp2d(num_classes: int | None = None, hidden: int = 64, depth: int = 2, mean
 
 
 @register_model
-def digits_cnn(num_classes: int | None = None, mean: float | None = None, std: float | None = None):
-    """The lead's DigitsCNN (models/digits.py) for the 8x8 digits, inputs (B, 1, 8, 8) in [0, 1]."""
+def digits_cnn(
+    num_classes: int | None = None,
+    mean: float | None = None,
+    std: float | None = None,
+    clamp_input: bool = False,
+):
+    """The lead's DigitsCNN (models/digits.py) for the 8x8 digits, inputs (B, 1, 8, 8) in [0, 1].
+
+    clamp_input: clamp the (noisy) input to [0, 1] before the normalisation (InputClamp; default off)."""
     from .digits import DIGITS_MEAN, DIGITS_STD, DigitsCNN
 
     num_classes = num_classes or 10
     mean = DIGITS_MEAN if mean is None else float(mean)
     std = DIGITS_STD if std is None else float(std)
     model = DigitsCNN(num_classes, mean, std)
+    model.input_stage = input_stage(clamp_input)
     return finish_model(
         model,
         num_classes=num_classes,

@@ -32,6 +32,7 @@ class DigitsCNN(nn.Module):
         self.head = nn.Sequential(
             nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(inplace=True), nn.Linear(128, num_classes)
         )
+        self.input_stage = nn.Identity()  # digits_cnn(clamp_input=True) puts an InputClamp here
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features((x - self.mean) / self.std))
+        return self.head(self.features((self.input_stage(x) - self.mean) / self.std))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._registry import LinearHead, finish_model, register_model
+from ._registry import LinearHead, finish_model, input_stage, register_model
 
 __all__ = ["LeNet"]
 
@@ -18,8 +18,9 @@ __all__ = ["LeNet"]
 class LeNet(LinearHead):
     """The two-convolution LeNet; outputs logits. Input (B, 1, 28, 28) in [0, 1]."""
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, clamp_input: bool = False):
         super().__init__()
+        self.input_stage = input_stage(clamp_input)
         self.features = nn.Sequential(
             nn.Conv2d(1, 20, 5),
             nn.ReLU(inplace=True),
@@ -34,15 +35,17 @@ class LeNet(LinearHead):
         self.fc = nn.Linear(500, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        return self.features(self.input_stage(x))
 
 
 @register_model
-def lenet(num_classes: int | None = None) -> nn.Module:
-    """LeNet for 28x28 grey images (MNIST), no normalisation (identity: mean 0, std 1)."""
+def lenet(num_classes: int | None = None, clamp_input: bool = False) -> nn.Module:
+    """LeNet for 28x28 grey images (MNIST), no normalisation (identity: mean 0, std 1).
+
+    clamp_input: clamp the (noisy) input to [0, 1] before the first convolution (InputClamp; default off)."""
     num_classes = num_classes or 10
     return finish_model(
-        LeNet(num_classes),
+        LeNet(num_classes, clamp_input),
         num_classes=num_classes,
         input_shape=(1, 28, 28),
         mean=[0.0],

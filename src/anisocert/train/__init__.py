@@ -1,5 +1,5 @@
-"""Training base classifiers under noise: objectives (gaussian, uniform, smoothadv, macer, stability) and one
-resumable loop.
+"""Training base classifiers under noise: objectives (gaussian, uniform, smoothadv, macer, stability,
+anisotropic) and one resumable loop.
 
 theta is the standard deviation for gaussian noise and the half-width for uniform noise, as in the rest of
 anisocert; ``TrainConfig.sigma_is_std`` reads a uniform sigma as the standard deviation instead (half-width

@@ -9,13 +9,23 @@ from .. import _checks
 from ..core.noise import get_noise
 from ..errors import InvalidParameterError, UnknownNameError
 
-__all__ = ["TrainConfig", "SCHEDULES", "EXECUTION_ONLY", "NOT_WEIGHTS"]
+__all__ = ["TrainConfig", "SCHEDULES", "EXECUTION_ONLY", "NOT_WEIGHTS", "RECORDED_IF_USED"]
 
 SCHEDULES = ("cosine", "step")
 
 # Fields that do not change the trained weights' meaning: a resume may change them.
 EXECUTION_ONLY = ("device", "eval_batch_size", "workers")
 NOT_WEIGHTS = ("val_data",)  # recorded and reproduced, but does not decide the weights (nor a resume)
+# Fields added after models were shipped: in result_dict only when they differ from the default or belong to
+# the method, so the configurations recorded by earlier runs (sidecars, resume states) still match.
+RECORDED_IF_USED = (
+    "aniso_field",
+    "aniso_max_scale",
+    "aniso_iso_fraction",
+    "aniso_grid",
+    "aniso_margin",
+    "clamp_input",
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class TrainConfig:
     """
 
     arch: str = "digits_cnn"
+    clamp_input: bool = False  # architecture option: clamp inputs to [0, 1] before the first layer
     data: str = "digits"
     val_data: str | None = None  # held-out set (its test split); None: data's test split (npz: none)
     method: str = "gaussian"
@@ -59,6 +70,12 @@ class TrainConfig:
     macer_deferred: int = 0  # first epochs trained without the robustness term (lambda = 0); 0 = never
     # stability training (Yang et al., after Li et al.): CE(x1) + weight * KL(p(x1) || p(x2))
     stability_weight: float = 6.0
+    # anisotropic (issue 23): theta = sigma * s, s a random field in [1, aniso_max_scale] (train/anisotropic.py)
+    aniso_field: str = "pixel"  # pixel | smooth | background
+    aniso_max_scale: float = 8.0  # K
+    aniso_iso_fraction: float = 0.5  # share of each batch under plain isotropic noise
+    aniso_grid: int = 4  # smooth field: coarse cells per side
+    aniso_margin: int = 1  # background field: pixels within this distance of a stroke keep s = 1
     # execution
     amp: bool = False  # mixed precision: float16 + gradient scaling, CUDA only (refused elsewhere)
     eval_batch_size: int = 500
@@ -87,8 +104,10 @@ class TrainConfig:
             "smoothadv_warmup",
             "macer_gauss_num",
             "eval_batch_size",
+            "aniso_grid",
         ):
             _checks.check_int(name.replace("_", "-"), getattr(self, name))
+        self._check_anisotropic()
         _checks.check_int("seed", self.seed, min_value=0)
         _checks.check_int("macer-deferred", self.macer_deferred, min_value=0)
         if self.workers is not None:
@@ -112,6 +131,25 @@ class TrainConfig:
                 f"macer-gauss-num={self.macer_gauss_num} must be >= 2 (the soft smoothed classifier needs "
                 "several draws); the paper uses 16"
             )
+
+    def _check_anisotropic(self) -> None:
+        from .anisotropic import FIELDS
+
+        _checks.check_choice("aniso-field", self.aniso_field, FIELDS)
+        _checks.check_int("aniso-margin", self.aniso_margin, min_value=0)
+        k = self.aniso_max_scale
+        if isinstance(k, bool) or not isinstance(k, int | float) or not (1 <= k < math.inf):
+            raise InvalidParameterError(f"aniso-max-scale={k!r} must be a finite number >= 1; e.g. 8")
+        f = self.aniso_iso_fraction
+        if isinstance(f, bool) or not isinstance(f, int | float) or not (0 <= f <= 1):
+            raise InvalidParameterError(f"aniso-iso-fraction={f!r} must be in [0, 1]; e.g. 0.5")
+        if not isinstance(self.clamp_input, bool):
+            raise InvalidParameterError(f"clamp-input={self.clamp_input!r} must be True or False")
+
+    @property
+    def arch_options(self) -> dict:
+        """Options passed to create_model (only those that differ from the architecture's defaults)."""
+        return {"clamp_input": True} if self.clamp_input else {}
 
     @property
     def noise(self) -> str:
@@ -141,8 +179,18 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
     def result_dict(self) -> dict:
-        """The fields that decide the weights (what a resume must match)."""
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY + NOT_WEIGHTS}
+        """The fields that decide the weights (what a resume must match); a field of RECORDED_IF_USED only
+        when it differs from its default or is a hyper-parameter of the method."""
+        from .objectives import OBJECTIVES
+
+        own = OBJECTIVES[self.method].params
+        defaults = {f.name: f.default for f in fields(self)}
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in EXECUTION_ONLY + NOT_WEIGHTS
+            and (k not in RECORDED_IF_USED or k in own or v != defaults[k])
+        }
 
     def hyperparameters(self) -> dict:
         """The method's own hyper-parameters (recorded in the checkpoint sidecar)."""

@@ -120,7 +120,7 @@ def _setup(config: TrainConfig, state_path: Path) -> _Run:
     amp = amp_dtype(device) if config.amp else None
     train, test = load_data(config.data, "train"), heldout_set(config)
     torch.manual_seed(config.seed)
-    model = create_model(config.arch, num_classes=train.num_classes).to(device)
+    model = create_model(config.arch, num_classes=train.num_classes, **config.arch_options).to(device)
     _check_fits(model, train, device)
     if test is not None and test.input_shape != train.input_shape:
         raise InputError(

@@ -12,6 +12,8 @@ are safe under float16 autocast.
 - macer: soft smoothed cross-entropy + lambda * sigma/2 * (gamma - xi) on the correctly classified inputs
   whose gap xi = Phi^-1(p1) - Phi^-1(p2) is finite and <= gamma, no clamp (Zhai et al. 2020, as in
   RuntianZ/macer; see docs/training.md for the spec's clamp [0.02, 0.98], which is DDRS's variant).
+- anisotropic: cross-entropy on x + N(0, theta^2) with theta = sigma * s, s a random per-pixel field in
+  [1, K] on part of each batch (train/anisotropic.py; issue 23, for ANCER's anisotropic certificates).
 - stability: cross-entropy on a noisy copy x1 + weight * KL(p(.|x1) || p(.|x2)) for a second copy x2
   (stability training as used by Yang et al. 2020 for l1).
 """
@@ -27,6 +29,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812 (the usual name)
 
 from ..core.noise import get_noise
+from .anisotropic import anisotropic_loss
 
 TrainConfig = Any  # a train.TrainConfig (not imported: _config imports this module)
 
@@ -268,6 +271,14 @@ OBJECTIVES: dict[str, Objective] = {
             ("stability_weight",),
             lambda c: 2.0,
             "Yang et al. 2020, stability training with uniform noise",
+        ),
+        Objective(
+            "anisotropic",
+            "gaussian",
+            anisotropic_loss,
+            ("aniso_field", "aniso_max_scale", "aniso_iso_fraction", "aniso_grid", "aniso_margin"),
+            lambda c: 1.0,
+            "anisocert issue 23: Gaussian noise with random per-pixel scales in [1, K] (for ANCER)",
         ),
     )
 }
