@@ -415,6 +415,53 @@ def test_sidecar_records_the_training_run(tmp_path):
     assert side["amp_used"] is False and side["amp_dtype"] is None
 
 
+def test_init_starts_from_the_given_weights_and_records_them(tmp_path):
+    """--init: the model starts from the source's weights exactly, the sidecar names the source and its
+    digest, the recorded command carries it, and a resumed fine-tuning equals an uninterrupted one."""
+    from anisocert.models import create_model
+    from anisocert.models.checkpoint import load_checkpoint
+    from anisocert.train import train_model
+    from anisocert.train._loop import warm_start
+
+    base = dict(arch="mlp2d", data="moons", method="gaussian", sigma=0.25, batch_size=200)
+    source = train_model(TrainConfig(**base, epochs=2, seed=5), tmp_path / "source", progress=False)
+    a = _weights(source)
+    tune = TrainConfig(**base, epochs=2, lr=0.05, seed=9, init=str(source))
+    torch.manual_seed(9)
+    model = create_model("mlp2d", num_classes=2)
+    assert not all(torch.equal(a[k], v) for k, v in model.state_dict().items())  # the check below can fail
+    digest = warm_start(model, tune)
+    assert all(torch.equal(a[k], v) for k, v in model.state_dict().items())
+    assert digest == json.loads(source.with_suffix(".json").read_text())["weights_sha256"]
+
+    whole = train_model(tune, tmp_path / "whole", progress=False)
+    train_model(tune, tmp_path / "parts", progress=False, stop_after=1)
+    parts = train_model(tune, tmp_path / "parts", progress=False)
+    w, p = _weights(whole), _weights(parts)
+    assert all(torch.equal(w[k], p[k]) for k in w)
+    scratch = train_model(TrainConfig(**{**tune.to_dict(), "init": None}), tmp_path / "s", progress=False)
+    assert not all(torch.equal(w[k], v) for k, v in _weights(scratch).items())  # the start matters
+    _, side = load_checkpoint(whole)
+    assert side["training"]["init"] == str(source) and f"--init {source}" in side["command"]
+    assert side["init_sha256"] == digest
+    assert "init" not in TrainConfig(**base).result_dict()  # unused: the recorded config is as before
+    assert load_checkpoint(scratch)[1]["init_sha256"] is None
+
+
+def test_init_of_another_architecture_is_refused_in_one_line(tmp_path):
+    from anisocert.errors import InputError
+    from anisocert.train import train_model
+
+    with pytest.raises(InputError, match="--init builtin:digits-gaussian is a digits_cnn model and --arch is mlp2d"):
+        train_model(
+            TrainConfig(arch="mlp2d", data="moons", epochs=1, init="builtin:digits-gaussian"),
+            tmp_path / "m",
+            progress=False,
+        )
+    with pytest.raises(InvalidParameterError, match="init=''"):
+        TrainConfig(init="")
+
+
 # Floors: smoothed certified accuracy at radius 0 on 100 digits test inputs (n = 200, alpha = 0.001) after a
 # few CPU epochs, seed 0. Training is deterministic for a given CPU and thread count, not across them, so each
 # floor leaves room for a less lucky run. Measured (seed 0; seeds 1, 2, 3): gaussian 0.94, smoothadv 0.92,

@@ -43,6 +43,14 @@ def train(
             "or none for npz data (one file is one set)"
         ),
     ] = None,
+    init: Annotated[
+        str | None,
+        Opt(
+            help="start from this model's weights instead of a random initialisation (fine-tuning): "
+            "builtin:NAME or an anisocert checkpoint of the same --arch",
+            metavar="MODEL",
+        ),
+    ] = None,
     method: Annotated[
         str,
         Opt(
@@ -127,6 +135,7 @@ def train(
             clamp_input=clamp_input,
             data=data,
             val_data=val_data,
+            init=init,
             method=method,
             sigma=sigma,
             sigma_is_std=sigma_is_std,

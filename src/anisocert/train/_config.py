@@ -25,6 +25,7 @@ RECORDED_IF_USED = (
     "aniso_grid",
     "aniso_margin",
     "clamp_input",
+    "init",
 )
 
 
@@ -44,6 +45,7 @@ class TrainConfig:
     clamp_input: bool = False  # architecture option: clamp inputs to [0, 1] before the first layer
     data: str = "digits"
     val_data: str | None = None  # held-out set (its test split); None: data's test split (npz: none)
+    init: str | None = None  # warm start: a model spec whose weights replace the random initialisation
     method: str = "gaussian"
     sigma: float = 0.25
     sigma_is_std: bool = False
@@ -114,6 +116,10 @@ class TrainConfig:
             _checks.check_int("workers", self.workers, min_value=0)
         if self.val_data is not None and (not isinstance(self.val_data, str) or not self.val_data.strip()):
             raise InvalidParameterError(f"val-data={self.val_data!r} must be a data spec such as mnist")
+        if self.init is not None and (not isinstance(self.init, str) or not self.init.strip()):
+            raise InvalidParameterError(
+                f"init={self.init!r} must be a model such as builtin:mnist-gaussian-0.25 or m.safetensors"
+            )
         for name in ("lr", "smoothadv_eps", "macer_beta"):
             _checks.check_real(name.replace("_", "-"), getattr(self, name))
         _checks.check_real("lr-gamma", self.lr_gamma, high=1.0 + 1e-12)

@@ -64,6 +64,7 @@ class _Run:
     train: Dataset
     test: Dataset | None  # held-out images; None when there are none (npz data without --val-data)
     start: int  # epochs finished before this call (resumed)
+    init_sha256: str | None = None  # digest of the --init weights (None: random initialisation)
 
 
 def train_model(
@@ -121,6 +122,7 @@ def _setup(config: TrainConfig, state_path: Path) -> _Run:
     train, test = load_data(config.data, "train"), heldout_set(config)
     torch.manual_seed(config.seed)
     model = create_model(config.arch, num_classes=train.num_classes, **config.arch_options).to(device)
+    init_sha256 = warm_start(model, config) if config.init is not None else None
     _check_fits(model, train, device)
     if test is not None and test.input_shape != train.input_shape:
         raise InputError(
@@ -137,7 +139,28 @@ def _setup(config: TrainConfig, state_path: Path) -> _Run:
     sched = _scheduler(opt, config)
     scaler = torch.amp.GradScaler("cuda", enabled=amp is not None)  # float16 needs loss scaling
     start = resume(state_path, config, model, opt, sched, scaler, device)
-    return _Run(model, opt, sched, scaler, device, amp, train, test, start)
+    return _Run(model, opt, sched, scaler, device, amp, train, test, start, init_sha256)
+
+
+def warm_start(model, config: TrainConfig) -> str | None:
+    """Replace `model`'s random weights by those of ``config.init`` (fine-tuning, as Salman et al. did from
+    Cohen et al.'s models); refused with one line when they belong to another architecture or class count.
+    Returns the sha256 of the weights file (recorded in the sidecar)."""
+    from ..errors import ModelLoadError
+    from ..models import load_model
+    from ..models._state_dict import assign_state_dict
+
+    source = load_model(config.init)
+    if source.arch is not None and source.arch != config.arch:
+        raise InputError(
+            f"--init {config.init} is a {source.arch} model and --arch is {config.arch}; "
+            f"pass --arch {source.arch} or another --init"
+        )
+    try:
+        assign_state_dict(model, source.module.state_dict(), source=config.init)
+    except ModelLoadError as err:
+        raise InputError(f"--init {config.init} does not fit --arch {config.arch}: {err}") from None
+    return source.sha256
 
 
 def heldout_set(config: TrainConfig) -> Dataset | None:
@@ -203,6 +226,7 @@ def _evaluate_and_save(run: _Run, config: TrainConfig, weights: Path, log) -> Pa
         num_classes=run.train.num_classes,
         meta={
             **sidecar_meta(config, weights, clean=clean, noisy=noisy, heldout=test),
+            "init_sha256": run.init_sha256,
             "device": str(device),
             "amp_used": amp is not None,
             "amp_dtype": str(amp).removeprefix("torch.") if amp is not None else None,
