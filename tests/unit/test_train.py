@@ -452,7 +452,9 @@ def test_init_of_another_architecture_is_refused_in_one_line(tmp_path):
     from anisocert.errors import InputError
     from anisocert.train import train_model
 
-    with pytest.raises(InputError, match="--init builtin:digits-gaussian is a digits_cnn model and --arch is mlp2d"):
+    with pytest.raises(
+        InputError, match="--init builtin:digits-gaussian is a digits_cnn model and --arch is mlp2d"
+    ):
         train_model(
             TrainConfig(arch="mlp2d", data="moons", epochs=1, init="builtin:digits-gaussian"),
             tmp_path / "m",
