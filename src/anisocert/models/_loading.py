@@ -50,6 +50,8 @@ BUILTIN_WEIGHTS = {
     "mnist-gaussian-1.00": "mnist_gaussian_1.00",
     "mnist-uniform-0.25": "mnist_uniform_0.25",  # sigma = std 0.25: half-width sqrt(3) * 0.25
     "mnist-uniform-0.50": "mnist_uniform_0.50",
+    "mnist-macer-0.25": "mnist_macer_0.25",  # Jeong & Shin's MACER recipe for MNIST (lambda 16, deferred)
+    "mnist-macer-0.50": "mnist_macer_0.50",
     # trained for anisotropic certificates (issue 23): background-field noise scales, inputs clamped to [0, 1]
     "mnist-anisotropic-0.25": "mnist_anisotropic_0.25",
     "mnist-anisotropic-0.50": "mnist_anisotropic_0.50",
