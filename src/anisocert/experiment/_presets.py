@@ -219,7 +219,8 @@ def _mnist_models() -> tuple:
         for s in (0.25, 0.5)
     ]
     # MACER as Jeong & Shin ran it on MNIST: lambda 16, batch 256, the hinge deferred until after the first
-    # learning-rate drop (their --deferred; with it at lr 0.01 from epoch 11 the LeNet collapsed: README)
+    # learning-rate drop (their --deferred). With the hinge on from epoch 11 at lr 0.01 the LeNets collapsed
+    # to one class (docs/training.md)
     macer = [
         (
             f"macer-{s:.2f}",
