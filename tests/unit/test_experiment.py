@@ -303,10 +303,11 @@ def test_mnist_preset_certifies_the_shipped_lenets_and_draws_the_ancer_runs(tmp_
     assert imports == {
         f"{m}-{s}": f"builtin:mnist-{m}-{s}"
         for m, s in [("gaussian", "0.25"), ("gaussian", "0.50"), ("gaussian", "1.00")]
-        + [("macer", "0.25"), ("macer", "0.50"), ("uniform", "0.25"), ("uniform", "0.50")]
+        + [("smoothadv", "0.25"), ("smoothadv", "0.50"), ("macer", "0.25"), ("macer", "0.50")]
+        + [("uniform", "0.25"), ("uniform", "0.50")]
     }
     certify = [s for s in steps if s.kind == "certify"]
-    assert len(certify) == 21 and {s.certify.data for s in certify} == {"mnist"}
+    assert len(certify) == 27 and {s.certify.data for s in certify} == {"mnist"}
     assert {(s.certify.budget.n, s.certify.skip) for s in certify} == {(10_000, 10)}
     # l1: RS4A's convention, sigma the std -> half-width sqrt(3) sigma
     assert {round(s.certify.sigma, 12) for s in certify if s.certify.noise == "uniform"} == {

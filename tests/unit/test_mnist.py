@@ -131,6 +131,8 @@ SHIPPED = {
     "mnist-uniform-0.50": ("uniform", 0.5 * 3**0.5),
     "mnist-macer-0.25": ("gaussian", 0.25),
     "mnist-macer-0.50": ("gaussian", 0.5),
+    "mnist-smoothadv-0.25": ("gaussian", 0.25),
+    "mnist-smoothadv-0.50": ("gaussian", 0.5),
     "mnist-anisotropic-0.25": ("gaussian", 0.25),  # sigma: the isotropic share's (and the field's floor)
     "mnist-anisotropic-0.50": ("gaussian", 0.5),
 }

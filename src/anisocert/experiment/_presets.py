@@ -229,7 +229,28 @@ def _mnist_models() -> tuple:
         )
         for s in (0.25, 0.5)
     ]
-    return tuple(gaussian + macer + uniform)
+    # SmoothAdv as Salman et al. fine-tuned Cohen et al.'s models: 5 epochs from the Gaussian LeNet of the
+    # same sigma, Jeong & Shin's attack (eps 1.0, 10 PGD steps, m = 4), no eps warm-up (docs/training.md)
+    smoothadv = [
+        (
+            f"smoothadv-{s:.2f}",
+            s,
+            dict(
+                _LENET,
+                method="smoothadv",
+                sigma=s,
+                init=f"builtin:mnist-gaussian-{s:.2f}",
+                epochs=5,
+                lr=0.001,
+                schedule="cosine",
+                smoothadv_eps=1.0,
+                smoothadv_samples=4,
+                smoothadv_warmup=1,
+            ),
+        )
+        for s in (0.25, 0.5)
+    ]
+    return tuple(gaussian + smoothadv + macer + uniform)
 
 
 def _mnist_builtins() -> tuple[tuple[str, str], ...]:

@@ -52,6 +52,8 @@ BUILTIN_WEIGHTS = {
     "mnist-uniform-0.50": "mnist_uniform_0.50",
     "mnist-macer-0.25": "mnist_macer_0.25",  # Jeong & Shin's MACER recipe for MNIST (lambda 16, deferred)
     "mnist-macer-0.50": "mnist_macer_0.50",
+    "mnist-smoothadv-0.25": "mnist_smoothadv_0.25",  # SmoothAdv fine-tuning of mnist-gaussian-0.25 (5 epochs)
+    "mnist-smoothadv-0.50": "mnist_smoothadv_0.50",
     # trained for anisotropic certificates (issue 23): background-field noise scales, inputs clamped to [0, 1]
     "mnist-anisotropic-0.25": "mnist_anisotropic_0.25",
     "mnist-anisotropic-0.50": "mnist_anisotropic_0.50",
