@@ -69,7 +69,7 @@ def main() -> None:
         iso_acr = average_certified_radius(iso.columns["radius"], iso.columns["correct"].astype(bool))
     radii = " | ".join(f"r={r:g}" for r in GRID)
     print(f"| run | inputs | draws | {radii} | ACR | ACR proxy | proxy / iso ACR | kept | s/input |")
-    print("|---" * (9 + len(GRID)) + "|")
+    print("|---" * (8 + len(GRID)) + "|")
     for name, run in named:
         print(_row(name, run, iso_acr))
     if args.anchor is not None:
