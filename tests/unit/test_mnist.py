@@ -155,3 +155,19 @@ def test_shipped_mnist_models_classify_the_held_out_digits(name):
     clean = heldout_accuracy(loaded.module, test, "cpu")
     assert clean == pytest.approx(side["held_out_accuracy"], abs=1e-9) and clean >= 0.9
     assert noisy_accuracy(loaded.module, test, noise, sigma, "cpu", draws=1) >= 0.7
+
+
+@pytest.mark.parametrize("sigma", ["0.25", "0.50"])
+def test_shipped_smoothadv_lenets_are_fine_tunings_of_the_shipped_gaussian_ones(sigma):
+    """The SmoothAdv builtins start from the Gaussian builtin of their sigma: the recorded source and its
+    digest are that file's, so retraining the Gaussian LeNet without the SmoothAdv one shows here."""
+    tuned = load_model(f"builtin:mnist-smoothadv-{sigma}")
+    source = load_model(f"builtin:mnist-gaussian-{sigma}")
+    assert tuned.sidecar["training"]["init"] == f"builtin:mnist-gaussian-{sigma}"
+    assert tuned.sidecar["init_sha256"] == source.sha256 == source.sidecar["weights_sha256"]
+    assert tuned.sidecar["method"] == "smoothadv" and tuned.sidecar["epochs"] == 5
+    moved = [
+        (a - b).abs().max().item() for a, b in zip(tuned.module.parameters(), source.module.parameters())
+    ]
+    # fine-tuned: changed, but near the start (0.03-0.05 here; another sigma's Gaussian LeNet differs by 0.34-0.49)
+    assert 0 < max(moved) < 0.1
