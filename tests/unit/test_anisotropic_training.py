@@ -117,6 +117,32 @@ def test_isotropic_fraction_of_each_batch(fraction, B, expected):
     assert all(float(r.max()) > 1.5 * 0.25 for r in rest)
 
 
+def test_isotropic_share_scale_is_one_per_input_and_log_uniform_in_one_to_c():
+    """--aniso-iso-max-scale C: each isotropic row is sigma * c, constant over the row, with log(c) / log(C)
+    uniform on [0, 1] (Kolmogorov-Smirnov over 4,000 rows); the anisotropic rows are unchanged."""
+    from scipy import stats
+
+    sigma, C = 0.5, 1.8
+    base = TrainConfig(method="anisotropic", sigma=sigma, aniso_iso_fraction=0.5, aniso_max_scale=8.0)
+    scaled = TrainConfig(**{**base.to_dict(), "aniso_iso_max_scale": C})
+    x = torch.zeros(8000, 1, 4, 4)
+    theta = anisotropic_theta(x, sigma, scaled, _gen(3))
+    iso = theta[:4000].flatten(1)
+    assert torch.equal(iso, iso[:, :1].expand_as(iso))  # one scale per input
+    c = (iso[:, 0] / sigma).double()
+    assert float(c.min()) >= 1.0 and float(c.max()) <= C + 1e-6
+    assert stats.kstest((c.log() / math.log(C)).numpy(), "uniform").pvalue > 1e-3
+    assert float(c.std()) > 0.1  # not all at one end
+    # C = 1 draws nothing extra: the same stream, so models trained before the option are reproduced
+    assert torch.equal(
+        anisotropic_theta(x, sigma, base, _gen(3))[:4000], torch.full_like(iso, sigma).view(4000, 1, 4, 4)
+    )
+    assert torch.equal(
+        anisotropic_theta(x, sigma, base, _gen(3)),
+        anisotropic_theta(x, sigma, TrainConfig(**{**base.to_dict(), "aniso_iso_max_scale": 1.0}), _gen(3)),
+    )
+
+
 class _Recorder(nn.Module):
     """Records its input and returns fixed logits (linear in the input so the loss has a gradient)."""
 
@@ -223,6 +249,8 @@ def test_config_refuses_bad_anisotropic_values_in_one_line():
         TrainConfig(method="anisotropic", aniso_max_scale=0.5)
     with pytest.raises(InvalidParameterError, match="aniso-iso-fraction=1.5"):
         TrainConfig(method="anisotropic", aniso_iso_fraction=1.5)
+    with pytest.raises(InvalidParameterError, match="aniso-iso-max-scale=0.9"):
+        TrainConfig(method="anisotropic", aniso_iso_max_scale=0.9)
     with pytest.raises(InvalidParameterError, match="aniso-grid=0"):
         TrainConfig(method="anisotropic", aniso_grid=0)
     with pytest.raises(InvalidParameterError, match="aniso-margin=-1"):
@@ -245,6 +273,15 @@ def test_other_methods_record_the_same_configuration_as_before():
     assert "clamp_input" in TrainConfig(clamp_input=True).result_dict()
     assert "aniso_max_scale" in TrainConfig(method="gaussian", aniso_max_scale=4.0).result_dict()
     assert "aniso_max_scale" in TrainConfig(method="anisotropic").result_dict()
+    # added after the anisotropic models shipped: recorded only when used, so their sidecars still match
+    for name in ("mnist_anisotropic_0.25.json", "mnist_anisotropic_0.50.json"):
+        side = json.loads((weights / name).read_text())
+        config = TrainConfig.from_dict(side["training"])
+        assert config.result_dict() == side["training"] and finished(weights / name, config)
+    assert "aniso_iso_max_scale" not in TrainConfig(method="anisotropic").result_dict()
+    assert (
+        TrainConfig(method="anisotropic", aniso_iso_max_scale=1.5).result_dict()["aniso_iso_max_scale"] == 1.5
+    )
 
 
 def test_sidecar_records_method_hyper_parameters_and_clamp_and_reloads_it(tmp_path):
@@ -323,6 +360,7 @@ def test_reproduce_command_parses_back_with_the_anisotropic_options():
         aniso_field="background",
         aniso_max_scale=16.0,
         aniso_iso_fraction=0.3,
+        aniso_iso_max_scale=1.5,
         aniso_margin=2,
     )
     words = shlex.split(reproduce_command(config, "runs/a"))[2:]

@@ -112,6 +112,13 @@ def train(
     aniso_iso_fraction: Annotated[
         float, Opt(help="share of each batch under plain isotropic noise", rich_help_panel=_ANISO)
     ] = 0.5,
+    aniso_iso_max_scale: Annotated[
+        float,
+        Opt(
+            help="C: the isotropic share's theta = sigma * c, one c per input, log-uniform in [1, C] (1: sigma)",
+            rich_help_panel=_ANISO,
+        ),
+    ] = 1.0,
     aniso_grid: Annotated[int, Opt(help="smooth field: coarse cells per side", rich_help_panel=_ANISO)] = 4,
     aniso_margin: Annotated[
         int, Opt(help="background field: distance (pixels) from a stroke with s = 1", rich_help_panel=_ANISO)
@@ -162,6 +169,7 @@ def train(
             aniso_field=aniso_field,
             aniso_max_scale=aniso_max_scale,
             aniso_iso_fraction=aniso_iso_fraction,
+            aniso_iso_max_scale=aniso_iso_max_scale,
             aniso_grid=aniso_grid,
             aniso_margin=aniso_margin,
             amp=amp,

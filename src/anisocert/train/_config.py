@@ -24,6 +24,7 @@ RECORDED_IF_USED = (
     "aniso_iso_fraction",
     "aniso_grid",
     "aniso_margin",
+    "aniso_iso_max_scale",
     "clamp_input",
     "init",
 )
@@ -78,6 +79,7 @@ class TrainConfig:
     aniso_iso_fraction: float = 0.5  # share of each batch under plain isotropic noise
     aniso_grid: int = 4  # smooth field: coarse cells per side
     aniso_margin: int = 1  # background field: pixels within this distance of a stroke keep s = 1
+    aniso_iso_max_scale: float = 1.0  # C: the isotropic share's theta = sigma * c, c log-uniform in [1, C]
     # execution
     amp: bool = False  # mixed precision: float16 + gradient scaling, CUDA only (refused elsewhere)
     eval_batch_size: int = 500
@@ -146,6 +148,9 @@ class TrainConfig:
         k = self.aniso_max_scale
         if isinstance(k, bool) or not isinstance(k, int | float) or not (1 <= k < math.inf):
             raise InvalidParameterError(f"aniso-max-scale={k!r} must be a finite number >= 1; e.g. 8")
+        c = self.aniso_iso_max_scale
+        if isinstance(c, bool) or not isinstance(c, int | float) or not (1 <= c < math.inf):
+            raise InvalidParameterError(f"aniso-iso-max-scale={c!r} must be a finite number >= 1; e.g. 1.5")
         f = self.aniso_iso_fraction
         if isinstance(f, bool) or not isinstance(f, int | float) or not (0 <= f <= 1):
             raise InvalidParameterError(f"aniso-iso-fraction={f!r} must be in [0, 1]; e.g. 0.5")
