@@ -119,7 +119,7 @@ def test_isotropic_fraction_of_each_batch(fraction, B, expected):
 
 def test_isotropic_share_scale_is_one_per_input_and_log_uniform_in_one_to_c():
     """--aniso-iso-max-scale C: each isotropic row is sigma * c, constant over the row, with log(c) / log(C)
-    uniform on [0, 1] (Kolmogorov-Smirnov over 4,000 rows); the anisotropic rows are unchanged."""
+    uniform on [0, 1] (Kolmogorov-Smirnov over 4,000 rows)."""
     from scipy import stats
 
     sigma, C = 0.5, 1.8
