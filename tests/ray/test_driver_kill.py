@@ -18,10 +18,25 @@ from .conftest import ARGS, INPUTS, stored_counts, tsv_rows  # noqa: E402
 pytestmark = pytest.mark.ray
 
 
+def _as_from_a_shell() -> None:
+    """In the child before exec: SIGINT unblocked and at its default action, as a shell starts a command.
+    Both are inherited across exec, and in a full test run SIGINT is ignored in the pytest process by the
+    time this file runs (signal.getsignal gave SIG_IGN): the driver then never saw the Ctrl-C and finished
+    with exit 0."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "anisocert", *ARGS, "--workers", "2", "--out", str(out)]
     # a session of its own: the Ray processes the driver starts can be found and ended with it
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_as_from_a_shell,
+    )
 
 
 def _stored(db) -> int:
