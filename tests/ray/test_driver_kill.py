@@ -20,9 +20,9 @@ pytestmark = pytest.mark.ray
 
 def _as_from_a_shell() -> None:
     """In the child before exec: SIGINT unblocked and at its default action, as a shell starts a command.
-    Both are inherited across exec, and in a full test run SIGINT is ignored in the pytest process by the
-    time this file runs (signal.getsignal gave SIG_IGN): the driver then never saw the Ctrl-C and finished
-    with exit 0."""
+    Both are inherited across exec, and pytest may itself ignore SIGINT: a non-interactive shell starts a
+    background job (`make test &`, `nohup ... &`) with SIGINT ignored (`bash -c 'python -c ... & wait'` shows
+    SIG_IGN). The driver then never saw the Ctrl-C and finished with exit 0."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
