@@ -273,13 +273,17 @@ def test_other_methods_record_the_same_configuration_as_before():
     assert "clamp_input" in TrainConfig(clamp_input=True).result_dict()
     assert "aniso_max_scale" in TrainConfig(method="gaussian", aniso_max_scale=4.0).result_dict()
     assert "aniso_max_scale" in TrainConfig(method="anisotropic").result_dict()
-    # added after mnist_anisotropic_0.25 shipped: recorded only when used (the 0.50 model uses it), so both
-    # sidecars match their configuration
-    for name, used in (("mnist_anisotropic_0.25.json", False), ("mnist_anisotropic_0.50.json", True)):
+    # added after the first anisotropic models shipped: recorded only when used, so their sidecars (and
+    # resume states) still match; both shipped ones use it now (C = 4 at sigma 0.25, 1.8 at 0.50)
+    for name, scale in (("mnist_anisotropic_0.25.json", 4.0), ("mnist_anisotropic_0.50.json", 1.8)):
         side = json.loads((weights / name).read_text())
         config = TrainConfig.from_dict(side["training"])
         assert config.result_dict() == side["training"] and finished(weights / name, config)
-        assert ("aniso_iso_max_scale" in side["training"]) is used
+        assert side["training"]["aniso_iso_max_scale"] == scale
+    old = json.loads((weights / "mnist_anisotropic_0.50.json").read_text())["training"]
+    del old["aniso_iso_max_scale"]
+    old["aniso_iso_fraction"] = 0.5  # the first shipped sidecar's training block: no scale range recorded
+    assert TrainConfig.from_dict(old).result_dict() == old
     assert "aniso_iso_max_scale" not in TrainConfig(method="anisotropic").result_dict()
     assert (
         TrainConfig(method="anisotropic", aniso_iso_max_scale=1.5).result_dict()["aniso_iso_max_scale"] == 1.5
