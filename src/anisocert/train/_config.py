@@ -145,12 +145,11 @@ class TrainConfig:
 
         _checks.check_choice("aniso-field", self.aniso_field, FIELDS)
         _checks.check_int("aniso-margin", self.aniso_margin, min_value=0)
-        k = self.aniso_max_scale
-        if isinstance(k, bool) or not isinstance(k, int | float) or not (1 <= k < math.inf):
-            raise InvalidParameterError(f"aniso-max-scale={k!r} must be a finite number >= 1; e.g. 8")
-        c = self.aniso_iso_max_scale
-        if isinstance(c, bool) or not isinstance(c, int | float) or not (1 <= c < math.inf):
-            raise InvalidParameterError(f"aniso-iso-max-scale={c!r} must be a finite number >= 1; e.g. 1.5")
+        for name, example in (("aniso_max_scale", 8), ("aniso_iso_max_scale", 1.5)):  # factors: 1 = sigma
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (1 <= v < math.inf):
+                flag = name.replace("_", "-")
+                raise InvalidParameterError(f"{flag}={v!r} must be a finite number >= 1; e.g. {example}")
         f = self.aniso_iso_fraction
         if isinstance(f, bool) or not isinstance(f, int | float) or not (0 <= f <= 1):
             raise InvalidParameterError(f"aniso-iso-fraction={f!r} must be in [0, 1]; e.g. 0.5")
