@@ -158,7 +158,8 @@ def _command(optimise_only: bool):
         reuse: Annotated[
             Path | None,
             Opt(
-                help="take the optimised sigma/theta (and isotropic counts) of this earlier run of the same settings"
+                help="take the optimised sigma/theta (and isotropic counts) of this earlier run of the same settings; "
+                "when it is this run on another --skip/--max/--indices, the certificates of the inputs both select"
             ),
         ] = None,
         on_inside: Annotated[str, Opt(help="input inside a foreign region: abstain | adopt")] = "abstain",

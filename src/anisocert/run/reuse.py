@@ -1,10 +1,14 @@
-"""Reuse another run's work: its optimised sigma / theta, and its isotropic certificates' counts.
+"""Reuse another run's work: its optimised sigma / theta, its isotropic certificates' counts, and, when it
+is this very run on another selection of inputs (other --skip / --max / --indices), its certificates.
 
-Both are exact reuse, not approximations. The optimisation of input i depends only on (model, data,
+All are exact reuse, not approximations. The optimisation of input i depends only on (model, data,
 noise, start sigma, seed, optimiser settings, i), so a run with the same settings would compute the
 same sigma_x / theta_x. An isotropic run's counts are the draws of the ESTIMATE stream of (seed, i)
 at sigma_x, which are the draws the ANCER fallback's isotropic certificate would make: only its
-bound changes (alpha/2 with fallback 'both'). Any setting that would change the result is refused by name.
+bound changes (alpha/2 with fallback 'both'). An input's certificate depends on (settings, seed, i) only,
+never on which other inputs the run certifies, so the same run on another selection holds, for every input
+the two share, the very certificate this run would compute. Any setting that would change the result is
+refused by name.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.certificates import Certificate
+from ..core.certificates import Certificate, Certificates
 from ..errors import InputError
 from .config import CertifyConfig
 from .store import RunStore
@@ -38,6 +42,8 @@ _THETA_FIELDS += ("ancer_objective",)
 _CHECK_FIELDS = ("ancer_check_samples", "ancer_check_steps", "ancer_check_margin", "n", "alpha")
 # What decides an isotropic certificate's counts (given sigma_x).
 _COUNT_FIELDS = ("n0", "n", "sampler", "levels", "round_inputs")
+# Which inputs a run certifies: runs that differ only here hold the same certificate for every input they share.
+_SELECTION_FIELDS = ("skip", "max_count", "indices")
 
 
 @dataclass
@@ -48,6 +54,12 @@ class Reused:
     source: Path | None = None
     optimised: dict = field(default_factory=dict)
     iso_records: dict[int, Certificate] = field(default_factory=dict)
+    certificates: dict[int, Certificate] = field(default_factory=dict)  # the same run, another selection
+
+    def certificates_for(self, indices, have: dict) -> Certificates | None:
+        """The source's certificates of the selected inputs we do not have yet (raw, before memory)."""
+        rows = [self.certificates[i] for i in indices if i not in have and i in self.certificates]
+        return Certificates.from_rows(rows) if rows else None
 
     def rows_for(self, indices, have: dict, need_theta: bool) -> list[tuple]:
         """Complete optimisation rows for inputs we do not have yet (ready for RunStore.add_optimised)."""
@@ -72,18 +84,23 @@ def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
     try:
         other, have_model = source.config, source.meta().get("model_sha256", "")
         optimised = source.optimised()
-        records = {c.idx: c for c in source.certificates().rows()} if other.method == "isotropic" else {}
+        records = {c.idx: c for c in source.certificates().rows()}
     finally:
         source.close()
-    if config.method == "fixed":
-        raise InputError("--reuse takes optimisation results; use it with --method isotropic or ancer")
-    if other.method == "fixed" or not optimised:
-        raise InputError(
-            f"--reuse {config.execution.reuse} holds no optimised sigma (method {other.method}); give an isotropic or ancer run"
-        )
     if model_sha256 and have_model and model_sha256 != have_model:
         raise InputError(
             f"--reuse {config.execution.reuse} was made with another model (sha256 {have_model[:12]}...); give a run of this --model"
+        )
+    if _same_run(config, other, bool(model_sha256 and have_model)):
+        return Reused(Path(config.execution.reuse), optimised, {}, records)
+    if config.method == "fixed":
+        raise InputError(
+            "--reuse takes optimisation results; use it with --method isotropic or ancer (a fixed run takes "
+            "only the certificates of the same run on another selection: same settings, other --skip/--max/--indices)"
+        )
+    if other.method == "fixed" or not optimised:
+        raise InputError(
+            f"--reuse {config.execution.reuse} holds no optimised sigma (method {other.method}); give an isotropic or ancer run"
         )
     _require_same(
         config, other, _SIGMA_FIELDS + (_VOTES_FIELDS if config.sigma_search.method == "votes" else ())
@@ -104,6 +121,16 @@ def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
     return Reused(
         Path(config.execution.reuse), optimised, _full_counts(records, config.budget.n) if iso_ok else {}
     )
+
+
+def _same_run(config: CertifyConfig, other: CertifyConfig, same_model: bool) -> bool:
+    """The source is this run on another selection: every setting that decides a record is the same,
+    and so is the model (by sha256 where both runs know it, else by name)."""
+    here, there = config.result_dict(), other.result_dict()
+    ignore = _SELECTION_FIELDS + (("model",) if same_model else ())  # a file and a builtin name: one sha256
+    return {k: v for k, v in here.items() if k not in ignore} == {
+        k: v for k, v in there.items() if k not in ignore
+    }
 
 
 def _require_same(config: CertifyConfig, other: CertifyConfig, names) -> None:

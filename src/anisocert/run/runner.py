@@ -45,8 +45,9 @@ class RunSummary:
             )
         # memory runs on the driver, sequentially: its cost is what more workers cannot cut
         cost = f" in {s['memory_seconds']:.1f} s" if "memory_seconds" in s else ""
+        copied = f"{s['copied'][0]} copied from {s['copied'][1]}, " if "copied" in s else ""
         return (
-            f"{s['label']}: {s['inputs']} inputs certified ({s['abstained']} abstained, "
+            f"{s['label']}: {s['inputs']} inputs certified ({copied}{s['abstained']} abstained, "
             f"{s['fallbacks']} isotropic fallbacks, {s['memory_changed']} changed by memory{cost}) -> "
             f"{self.run_dir / 'certify.tsv'}"
         )
@@ -105,12 +106,13 @@ def certify_dataset(
         _check_ray(config.execution.ray_address)
     config, loaded, data, device, indices = _load(config, model, dataset, distributed)
     store = RunStore.open(out, config, command=command, versions=versions())
-    memory = None
+    memory, taken = None, 0
     try:
         reused = load_reused(config, config.model_sha256)
         worker = ChunkWorker(config, loaded.module, data, device, reused=reused)
         memory = _MemoryCertifier(config, data, store) if config.uses_memory and not optimise_only else None
         done = {cert.idx: cert for cert in store.certificates().rows()}
+        taken = 0 if optimise_only else _take_certificates(config, store, done, reused, indices)
         pending, optimised = _pending(config, indices, done, store, reused, optimise_only)
         step = config.execution.inputs_per_batch
         chunks = [pending[s : s + step] for s in range(0, len(pending), step)]
@@ -133,6 +135,8 @@ def certify_dataset(
             store.close()
     if memory is not None:
         summary["memory_seconds"] = memory.seconds  # the driver's sequential share of the run
+    if taken:
+        summary["copied"] = (taken, str(config.execution.reuse))
     return RunSummary(Path(out), summary, files, optimised_only=optimise_only)
 
 
@@ -205,6 +209,20 @@ def _pending(config: CertifyConfig, indices, done: dict, store: RunStore, reused
     if optimise_only:
         pending = [i for i in pending if i not in optimised]
     return pending, optimised
+
+
+def _take_certificates(config: CertifyConfig, store: RunStore, done: dict, reused, indices) -> int:
+    """Store the certificates --reuse holds for selected inputs (the same run on another selection: exactly
+    what this run would compute), with their optimisation rows; memory then processes them in order.
+    Returns how many were copied."""
+    taken = reused.certificates_for(indices, done)
+    if taken is None:
+        return 0
+    rows = reused.rows_for(taken.idx.tolist(), store.optimised(), need_theta=config.method == "ancer")
+    store.add_optimised(rows)
+    store.add_certificates(taken)
+    done.update((cert.idx, cert) for cert in taken.rows())
+    return len(taken)
 
 
 class _Commit:
