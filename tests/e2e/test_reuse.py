@@ -103,6 +103,22 @@ def test_the_same_run_on_another_selection_gives_its_certificates(tmp_path, monk
 
 
 @pytest.mark.slow
+def test_an_ancer_run_of_another_fallback_gives_theta_but_not_its_counts(tmp_path):
+    """An ancer run with fallback off is not the same run as one with both: its theta is taken, but its
+    (anisotropic) counts must not stand in for the isotropic certificate's draws."""
+    both = dict(BUDGET, fallback="both")
+    certify_dataset(CertifyConfig.from_flat(method="ancer", **both), tmp_path / "plain", progress=False)
+    certify_dataset(
+        CertifyConfig.from_flat(method="ancer", **dict(BUDGET, fallback="off")),
+        tmp_path / "off",
+        progress=False,
+    )
+    reused = CertifyConfig.from_flat(method="ancer", reuse=str(tmp_path / "off"), **both)
+    certify_dataset(reused, tmp_path / "from_off", progress=False)
+    assert tsv_rows(tmp_path / "from_off") == tsv_rows(tmp_path / "plain")
+
+
+@pytest.mark.slow
 def test_the_same_run_with_another_seed_is_not_taken_whole(tmp_path):
     """A fixed run of other settings gives nothing: refused in one line, as before."""
     certify_dataset(

@@ -113,6 +113,7 @@ def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
         optimised = {i: (s, None, a, 0.0) for i, (s, _, a, _) in optimised.items()}
     iso_ok = (
         config.method == "ancer"
+        and other.method == "isotropic"  # only an isotropic run's counts are the fallback's draws
         and config.fallback != "off"
         and config.budget.radii is None  # sequential counts stop at a look: not a fixed-n certificate's draws
         and other.budget.radii is None
