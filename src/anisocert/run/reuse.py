@@ -83,15 +83,19 @@ def load_reused(config: CertifyConfig, model_sha256: str) -> Reused:
     source = RunStore.read(config.execution.reuse)
     try:
         other, have_model = source.config, source.meta().get("model_sha256", "")
+        if model_sha256 and have_model and model_sha256 != have_model:
+            raise InputError(
+                f"--reuse {config.execution.reuse} was made with another model (sha256 {have_model[:12]}...); give a run of this --model"
+            )
+        same = _same_run(config, other, bool(model_sha256 and have_model))
         optimised = source.optimised()
-        records = {c.idx: c for c in source.certificates().rows()}
+        # whole certificates from the same run; otherwise only an isotropic run's counts (the fallback's draws)
+        records = (
+            {c.idx: c for c in source.certificates().rows()} if same or other.method == "isotropic" else {}
+        )
     finally:
         source.close()
-    if model_sha256 and have_model and model_sha256 != have_model:
-        raise InputError(
-            f"--reuse {config.execution.reuse} was made with another model (sha256 {have_model[:12]}...); give a run of this --model"
-        )
-    if _same_run(config, other, bool(model_sha256 and have_model)):
+    if same:
         return Reused(Path(config.execution.reuse), optimised, {}, records)
     if config.method == "fixed":
         raise InputError(
