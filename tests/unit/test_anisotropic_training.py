@@ -274,8 +274,8 @@ def test_other_methods_record_the_same_configuration_as_before():
     assert "aniso_max_scale" in TrainConfig(method="gaussian", aniso_max_scale=4.0).result_dict()
     assert "aniso_max_scale" in TrainConfig(method="anisotropic").result_dict()
     # added after the first anisotropic models shipped: recorded only when used, so their sidecars (and
-    # resume states) still match; both shipped ones use it now (C = 4 at sigma 0.25, 1.8 at 0.50)
-    for name, scale in (("mnist_anisotropic_0.25.json", 4.0), ("mnist_anisotropic_0.50.json", 1.8)):
+    # resume states) still match; both shipped ones use it now (C = 4 at sigma 0.25, 2.0 at 0.50)
+    for name, scale in (("mnist_anisotropic_0.25.json", 4.0), ("mnist_anisotropic_0.50.json", 2.0)):
         side = json.loads((weights / name).read_text())
         config = TrainConfig.from_dict(side["training"])
         assert config.result_dict() == side["training"] and finished(weights / name, config)

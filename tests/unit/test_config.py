@@ -80,27 +80,44 @@ def test_adam_budget_defaults_follow_the_objective():
 
 
 def test_the_ancer_settings_left_unnamed_follow_the_data(tmp_path, monkeypatch):
-    """certified + select on the 8x8 digits (where they were chosen), paper + off on real images
-    (docs/results.md); a named setting always wins, and the CLI chooses as from_flat does."""
+    """certified + select with the cheap Adam budget on the 8x8 digits (where they were chosen); certified +
+    off with step 0.2 over 100 steps of 100 draws on real images (docs/results.md), where a named paper
+    objective keeps the public step; a named setting always wins, and the CLI chooses as from_flat does."""
     import anisocert.run.runner as runner
 
+    def ancer(config):
+        theta = config.theta_search
+        return theta.objective, config.fallback, theta.iterations, theta.samples, theta.lr
+
     digits = CertifyConfig.from_flat(model=MODEL)  # data: digits
-    assert (digits.theta_search.objective, digits.fallback) == ("certified", "select")
+    assert ancer(digits) == ("certified", "select", 30, 32, 0.04)
     for data in ("mnist", "mnist:test", "cifar10:/data", "npz:x.npz"):
         config = CertifyConfig.from_flat(model=MODEL, data=data)
-        assert (config.theta_search.objective, config.fallback) == ("paper", "off"), data
-    named = CertifyConfig.from_flat(model=MODEL, data="mnist", ancer_objective="certified", fallback="both")
-    assert named.theta_search == ThetaSearch(objective="certified") and named.fallback == "both"
+        assert ancer(config) == ("certified", "off", 100, 100, 0.2), data
+        paper = CertifyConfig.from_flat(model=MODEL, data=data, ancer_objective="paper")
+        assert ancer(paper) == ("paper", "off", 100, 100, 0.04), data
+    named = CertifyConfig.from_flat(
+        model=MODEL, data="mnist", ancer_lr=0.1, ancer_iterations=7, fallback="both"
+    )
+    assert ancer(named) == ("certified", "both", 7, 100, 0.1)
     seen = []
     monkeypatch.setattr(runner, "certify_dataset", lambda config, out, **kw: seen.append(config))
-    for data in ("digits", "mnist"):
-        out = str(tmp_path / data)
+    cli_runs = [
+        ("digits", []),
+        ("mnist", []),
+        ("mnist", ["--ancer-objective", "paper"]),
+        ("mnist", ["--ancer-lr", "0.1"]),
+    ]
+    for data, options in cli_runs:
+        out = str(tmp_path / f"{data}{len(seen)}")
         CliRunner().invoke(
-            app, ["certify", "--model", MODEL, "--data", data, "--method", "ancer", "--out", out]
+            app, ["certify", "--model", MODEL, "--data", data, "--method", "ancer", *options, "--out", out]
         )
-    assert [(c.theta_search.objective, c.fallback) for c in seen] == [
-        ("certified", "select"),
-        ("paper", "off"),
+    assert [ancer(c) for c in seen] == [
+        ("certified", "select", 30, 32, 0.04),
+        ("certified", "off", 100, 100, 0.2),
+        ("paper", "off", 100, 100, 0.04),
+        ("certified", "off", 100, 100, 0.1),
     ]
     assert seen[1].theta_search == CertifyConfig.from_flat(model=MODEL, data="mnist").theta_search
 

@@ -92,17 +92,20 @@ def _command(optimise_only: bool):
         iso_refine_steps: Annotated[int, Opt(help="searches: golden-section steps after the grid")] = 6,
         ancer_iterations: Annotated[
             int | None,
-            Opt(help="ANCER Adam steps [default: 30 for --ancer-objective certified, 100 for paper]"),
+            Opt(help="ANCER Adam steps [default: 100; 30 for the certified objective on --data digits]"),
         ] = None,
         ancer_lr: Annotated[
-            float,
+            float | None,
             Opt(
-                help="ANCER Adam step (theta grows about this much per step): 0.1 certifies about 1.2x the "
-                "volume on MNIST for a slightly smaller ball (docs/results.md)"
+                help="ANCER Adam step (theta grows about this much per step) [default: 0.2 for the certified "
+                "objective on images, whose check keeps the ball; 0.04 (the public one) otherwise]"
             ),
-        ] = 0.04,
+        ] = None,
         ancer_samples: Annotated[
-            int | None, Opt(help="noise draws per ANCER step [default: 32 for certified, 100 for paper]")
+            int | None,
+            Opt(
+                help="noise draws per ANCER step [default: 100; 32 for the certified objective on --data digits]"
+            ),
         ] = None,
         ancer_tol: Annotated[
             float | None,
@@ -115,7 +118,7 @@ def _command(optimise_only: bool):
             Opt(
                 help="ancer: certified (Adam's theta, then the largest step from sigma_x towards it whose hard-vote "
                 "forecast radius keeps the isotropic one) | paper (the public ANCER objective alone) "
-                "[default: certified on --data digits, paper on other data]"
+                "[default: certified]"
             ),
         ] = None,
         ancer_check_samples: Annotated[int, Opt(help="certified objective: check draws per input")] = 500,
@@ -200,7 +203,9 @@ def _command(optimise_only: bool):
         from ..run.runner import certify_dataset
 
         with user_errors():
-            by_data = ancer_defaults(data)
+            by_data = ancer_defaults(data, ancer_objective)
+            named = {"iterations": ancer_iterations, "lr": ancer_lr, "samples": ancer_samples}
+            adam = {k: by_data.get(f"ancer_{k}") if v is None else v for k, v in named.items()}
             budget = Budget(
                 n0=n0, n=n, alpha=alpha, seed=seed, early_stop=early_stop, radii=radii, radii_on=radii_on
             )
@@ -215,10 +220,8 @@ def _command(optimise_only: bool):
                 refine_steps=iso_refine_steps,
             )
             theta_search = ThetaSearch(
-                objective=ancer_objective or by_data["ancer_objective"],
-                iterations=ancer_iterations,
-                lr=ancer_lr,
-                samples=ancer_samples,
+                objective=by_data["ancer_objective"],
+                **{k: v for k, v in adam.items() if v is not None},  # None: ThetaSearch's default
                 tol=ancer_tol,
                 patience=ancer_patience,
                 kappa=kappa,
