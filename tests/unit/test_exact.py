@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy.stats import chi2
 
+from anisocert.core import grid
 from anisocert.core.exact import ExactSampler, grid_indices
 from anisocert.core.grid import Q, menu_down, rounded_table
 from anisocert.core.sampling import count_predictions
@@ -58,6 +59,24 @@ def test_the_bound_can_fail():
     skewed[t.K] += 3
     skewed[t.K + 1] -= 3
     assert max(abs(Fraction(int(w), Q) - p) for w, p in zip(skewed, exact)) > Fraction(1, Q)
+
+
+def _exact_gaussian_floors(theta: float, levels: int, K: int) -> list[int]:
+    """floor(Q Phi((j + 1/2) / (L theta))) for j = -K..K-1 of the left half, at mpmath's 60 digits."""
+    with mpmath.workdps(60):
+        s = mpmath.mpf(levels) * mpmath.mpf(theta)
+        return [int(mpmath.floor(Q * mpmath.ncdf((j + mpmath.mpf(1) / 2) / s))) for j in range(-K, 0)]
+
+
+@pytest.mark.parametrize("prec", [grid._PREC, 24])
+def test_gaussian_thresholds_are_the_exact_floors_even_when_balls_straddle(monkeypatch, prec):
+    """At 24 bits most arb balls hold an integer: the recomputation with more bits must settle each one."""
+    monkeypatch.setattr(grid, "_PREC", prec)
+    K, thresholds, tail = grid._gaussian_thresholds(0.25, 255)
+    assert thresholds[:K] == _exact_gaussian_floors(0.25, 255, K)
+    assert thresholds[K:] == [Q - t for t in reversed(thresholds[:K])]
+    with mpmath.workdps(30):
+        assert mpmath.ncdf(-(K + mpmath.mpf(1) / 2) / (255 * mpmath.mpf(0.25))) <= tail < 1e-20
 
 
 def _draw_from(sampler, family, theta, levels, u):

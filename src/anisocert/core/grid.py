@@ -7,8 +7,8 @@ computer does (Voracek & Hein, ICLR 2023). The law of the noise index m (D = m /
 - gaussian, theta the std: P(m) = Phi((m + 1/2) / (L theta)) - Phi((m - 1/2) / (L theta));
 - uniform, theta the half-width: P(m) = |[(m - 1/2) / L, (m + 1/2) / L] n [-theta, theta]| / (2 theta).
 
-A table holds the integer thresholds T_j = floor(Q * CDF) at the cell edges (Q = 2^62; CDF computed with
-mpmath at 40 digits, or exactly in rationals for uniform), support |m| <= K (gaussian: the tail beyond
+A table holds the integer thresholds T_j = floor(Q * CDF) at the cell edges (Q = 2^62; each floor exact: CDF
+bounded by arb balls, or exact rationals for uniform), support |m| <= K (gaussian: the tail beyond
 K + 1/2 has probability below 1e-20, lumped into the end cells). A draw is one uniform integer u in
 [0, 2^62) and its cell is the number of thresholds <= u (inversion): the table law is exactly the masses
 w / Q, and the map u -> m is monotone, so draws at two nearby theta from the same u are nearly the same
@@ -33,7 +33,7 @@ __all__ = ["Q_BITS", "RoundedTable", "rounded_table", "TAIL_Z", "table_cache_inf
 Q_BITS = 62
 Q = 1 << Q_BITS
 TAIL_Z = 9.5  # gaussian support: |m| <= K = ceil(TAIL_Z L theta); Phi(-9.5) < 1.1e-21 per side
-_DPS = 40  # mpmath digits for Phi: its error (~1e-40) is far below one threshold unit 2^-62
+_PREC = 128  # arb working bits for Phi: balls far narrower than one threshold unit 2^-62, so floors settle
 
 
 @dataclass(frozen=True)
@@ -55,22 +55,44 @@ class RoundedTable:
 
 
 def _gaussian_thresholds(theta: float, levels: int) -> tuple[int, list[int], float]:
-    """(K, thresholds floor(Q Phi((j + 1/2) / (L theta))) for j = -K..K-1, tail bound)."""
-    import mpmath
+    """(K, thresholds floor(Q Phi((j + 1/2) / (L theta))) for j = -K..K-1, tail bound), every floor exact.
 
+    Arb balls (python-flint) bound each erfc rigorously, so a floor is settled unless its ball holds an
+    integer; such a one is recomputed with more bits. About 7 us a threshold (mpmath: 40 us), and a theta
+    of 20 has 48,000 of them."""
     K = max(1, math.ceil(TAIL_Z * levels * theta))
-    with mpmath.workdps(_DPS):
-        scale = mpmath.mpf(levels) * mpmath.mpf(theta)  # theta is a float: exact in mpmath
-        # Phi(-z) = erfc(z / sqrt 2) / 2, computed on the left half; the right half mirrors it (symmetric
-        # masses, each threshold still within one unit of Q * CDF)
-        root2 = mpmath.sqrt(2)
-        left = [
-            int(mpmath.floor(Q * mpmath.erfc((mpmath.mpf(2 * K - 1 - 2 * i) / 2) / scale / root2) / 2))
-            for i in range(K)
-        ]
-        tail = float(mpmath.erfc((mpmath.mpf(2 * K + 1) / 2) / scale / root2) / 2)
+    # Phi(-z) = erfc(z / sqrt 2) / 2 at z = odd / (2 L theta), odd = 2K - 1, 2K - 3, ..., 1: the left half;
+    # the right half mirrors it (symmetric masses, each threshold still within one unit of Q * CDF)
+    left = _left_floors(theta, levels, range(2 * K - 1, 0, -2), _PREC)
+    for i, floor in enumerate(left):
+        prec = _PREC
+        while floor is None:  # rare: its ball held an integer
+            prec *= 2
+            (floor,) = _left_floors(theta, levels, [2 * K - 1 - 2 * i], prec)
+        left[i] = floor
     right = [Q - t for t in reversed(left)]
-    return K, left + right, tail
+    return K, left + right, _tail_bound(theta, levels, 2 * K + 1)
+
+
+def _left_floors(theta: float, levels: int, odds, prec: int) -> list[int | None]:
+    """floor(Q Phi(-odd / (2 L theta))) = floor(Q erfc(odd / (2 sqrt 2 L theta)) / 2) per odd, None where
+    prec bits leave it unsettled."""
+    from flint import arb, ctx
+
+    with ctx.workprec(prec):
+        step = 1 / (2 * arb(levels) * arb(theta) * arb(2).sqrt())  # theta is a float: exact in arb
+        half_q = arb(Q) / 2
+        floors = [(half_q * (odd * step).erfc()).floor().unique_fmpz() for odd in odds]
+    return [None if f is None else int(f) for f in floors]
+
+
+def _tail_bound(theta: float, levels: int, odd: int) -> float:
+    """A float at or above Phi(-odd / (2 L theta))."""
+    from flint import arb, ctx
+
+    with ctx.workprec(_PREC):
+        phi = (odd / (2 * arb(levels) * arb(theta) * arb(2).sqrt())).erfc() / 2
+        return math.nextafter(float(phi.upper()), math.inf)
 
 
 def _uniform_thresholds(theta: float, levels: int) -> tuple[int, list[int], float]:
@@ -106,7 +128,7 @@ def _build(family: str, theta: float, levels: int) -> RoundedTable:
     guide = _guide(np.asarray(thresholds, dtype=np.int64), bits)
     # each threshold is within one unit of Q * CDF (floor on the left, its mirror on the right), so each
     # cell's mass is within 1/Q, the centre cell's within 2/Q, and an end cell also holds the tail beyond
-    # it: TV <= ((2K + 2) / Q + 4 tail) / 2; one more unit covers mpmath's last digit
+    # it: TV <= ((2K + 2) / Q + 4 tail) / 2; one more unit is spare
     tv = (2 * K + 3) / (2 * Q) + 2 * tail
     return RoundedTable(
         family, float(theta), int(levels), K, np.asarray(masses, np.int64), upper, bits, guide, tv
@@ -123,13 +145,10 @@ def rounded_table(family: str, theta: float, levels: int) -> RoundedTable:
     theta is taken as the float it is (a float32 theta converts exactly)."""
     assert family in ("gaussian", "uniform") and theta > 0 and levels >= 1
     key = (family, float(theta), int(levels))
-    with _LOCK:
-        hit = _CACHE.get(key)
-    if hit is None:
-        hit = _build(family, float(theta), int(levels))
-        with _LOCK:
-            _CACHE[key] = hit
-    return hit
+    with _LOCK:  # builds one at a time, too: arb's working precision is process-wide
+        if key not in _CACHE:
+            _CACHE[key] = _build(family, float(theta), int(levels))
+        return _CACHE[key]
 
 
 def table_cache_info() -> int:
