@@ -79,6 +79,15 @@ def test_gaussian_thresholds_are_the_exact_floors_even_when_balls_straddle(monke
         assert mpmath.ncdf(-(K + mpmath.mpf(1) / 2) / (255 * mpmath.mpf(0.25))) <= tail < 1e-20
 
 
+def test_a_missing_python_flint_names_the_install_in_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "flint", None)  # import fails as if not installed
+    with pytest.raises(InputError, match="pip install python-flint") as err:
+        grid._gaussian_thresholds(0.123, 255)
+    assert "\n" not in str(err.value)
+
+
 def _draw_from(sampler, family, theta, levels, u):
     """Noise indices at x = 0 from the given random integers u (draws, D)."""
     x = torch.zeros((1, *u.shape[1:]))

@@ -28,6 +28,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["Q_BITS", "RoundedTable", "rounded_table", "TAIL_Z", "table_cache_info"]
 
 Q_BITS = 62
@@ -77,8 +79,7 @@ def _gaussian_thresholds(theta: float, levels: int) -> tuple[int, list[int], flo
 def _left_floors(theta: float, levels: int, odds, prec: int) -> list[int | None]:
     """floor(Q Phi(-odd / (2 L theta))) = floor(Q erfc(odd / (2 sqrt 2 L theta)) / 2) per odd, None where
     prec bits leave it unsettled."""
-    from flint import arb, ctx
-
+    arb, ctx = _arb()
     with ctx.workprec(prec):
         step = 1 / (2 * arb(levels) * arb(theta) * arb(2).sqrt())  # theta is a float: exact in arb
         half_q = arb(Q) / 2
@@ -88,11 +89,22 @@ def _left_floors(theta: float, levels: int, odds, prec: int) -> list[int | None]
 
 def _tail_bound(theta: float, levels: int, odd: int) -> float:
     """A float at or above Phi(-odd / (2 L theta))."""
-    from flint import arb, ctx
-
+    arb, ctx = _arb()
     with ctx.workprec(_PREC):
         phi = (odd / (2 * arb(levels) * arb(theta) * arb(2).sqrt())).erfc() / 2
         return math.nextafter(float(phi.upper()), math.inf)
+
+
+def _arb():
+    """python-flint's arb type and context, or a one-line error that names the fix."""
+    try:
+        from flint import arb, ctx
+    except ImportError:
+        raise InputError(
+            "the exact sampler (the default on gridded data) needs the package python-flint for its noise "
+            "tables: pip install python-flint, or certify with --sampler float"
+        ) from None
+    return arb, ctx
 
 
 def _uniform_thresholds(theta: float, levels: int) -> tuple[int, list[int], float]:
